@@ -1,0 +1,105 @@
+"""The Flavor interface (v0.1.0): what runs on an instance, its health, its drain."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Protocol
+
+from pydantic import Field
+
+from infrakit.spi import instance
+from infrakit.spi.handshake import Interface
+from infrakit.spi.wire import Wire
+
+INTERFACE = Interface(name="Flavor", version="0.1.0")
+
+
+class Health(enum.IntEnum):
+    """A flavor's verdict on one instance. ``UNKNOWN`` is never a reason to destroy."""
+
+    UNKNOWN = 0
+    HEALTHY = 1
+    UNHEALTHY = 2
+
+
+class AllocationMethod(Wire):
+    """How a group is sized: a count (cattle) or a list of logical IDs (pets)."""
+
+    size: int = Field(0, ge=0)
+    """How many instances, for cattle."""
+    logical_ids: list[instance.LogicalID] | None = None
+    """One instance per logical ID, for pets."""
+
+
+class Index(Wire):
+    """Which provision this is: the group and a sequence number unique within it."""
+
+    group: str = ""
+    """The group's ID."""
+    sequence: int = Field(0, ge=0)
+    """Increments with every instance the group creates."""
+
+
+class Plugin(Protocol):
+    """What every flavor plugin implements (methods may be sync or async)."""
+
+    async def validate(self, properties: Any, allocation: AllocationMethod) -> None:
+        """Raise ``InvalidError`` naming the field when ``properties`` are unusable."""
+
+    async def prepare(
+        self, properties: Any, spec: instance.Spec, allocation: AllocationMethod, index: Index
+    ) -> instance.Spec:
+        """Add this flavor's init, tags and attachments to ``spec``."""
+
+    async def healthy(self, properties: Any, inst: instance.Description) -> Health:
+        """Judge one instance in an application-aware way."""
+
+    async def drain(self, properties: Any, inst: instance.Description) -> None:
+        """Make the instance ready to go (move work away) before it is destroyed."""
+
+
+class ValidateRequest(Wire):
+    type: str = ""
+    """The sub-object addressed."""
+    properties: Any = None
+    """The flavor's properties."""
+    allocation: AllocationMethod = Field(default_factory=AllocationMethod)
+    """The group's allocation."""
+
+
+class PrepareRequest(Wire):
+    type: str = ""
+    """The sub-object addressed."""
+    properties: Any = None
+    """The flavor's properties."""
+    spec: instance.Spec
+    """The spec to add to."""
+    allocation: AllocationMethod = Field(default_factory=AllocationMethod)
+    """The group's allocation."""
+    index: Index = Field(default_factory=Index)
+    """Which provision this is."""
+
+
+class PrepareResponse(Wire):
+    type: str = ""
+    """Echo of the request's type."""
+    spec: instance.Spec
+    """The prepared spec."""
+
+
+class InstanceRequest(Wire):
+    """Params of Healthy and Drain."""
+
+    type: str = ""
+    """The sub-object addressed."""
+    properties: Any = None
+    """The flavor's properties."""
+    instance: instance.Description
+    """The instance judged or drained."""
+
+
+class HealthyResponse(Wire):
+    type: str = ""
+    """Echo of the request's type."""
+    health: Health = Health.UNKNOWN
+    """The verdict."""

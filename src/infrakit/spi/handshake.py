@@ -1,0 +1,34 @@
+"""Handshake: which interfaces (and versions) a plugin socket serves, and its typed objects."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from infrakit.spi.wire import Wire
+
+
+class Interface(Wire):
+    """One interface at one version, e.g. Instance/0.5.0."""
+
+    name: str
+    """Interface name: Instance, Flavor, Group, Manager, Metadata, Event."""
+    version: str
+    """Semantic version of the interface."""
+
+    def key(self) -> str:
+        """``Name/Version``, the key of ``Handshake.Types``."""
+        return f"{self.name}/{self.version}"
+
+
+DEFAULT_TYPE = "."
+"""How ``Handshake.Types`` names the default object of an interface."""
+
+
+class ImplementsResponse(Wire):
+    apis: list[Interface] = Field(default_factory=list)
+    """Every interface the socket serves."""
+
+
+class TypesResponse(Wire):
+    types: dict[str, list[str]] = Field(default_factory=dict)
+    """``Name/Version`` → the sub-types served (``"."`` for the default object)."""
