@@ -12,6 +12,7 @@ server puts both on the wire and the client rebuilds the same class from
     ├── ConflictError         the request contradicts current state (e.g. a live socket)
     ├── HandshakeError        the plugin does not implement the interface we need
     ├── ProtocolError         the peer broke JSON-RPC (parse error, bad envelope)
+    │   ├── ParseError        the body is not JSON at all
     │   └── MethodNotFound    the peer has no such method
     ├── RemoteError           the peer failed and said only a message (v0.5 peers)
     ├── TemporaryError(delay) worth retrying later: unreachable, timed out, busy
@@ -91,6 +92,11 @@ class ProtocolError(InfrakitError):
     exit_code = 5
 
 
+class ParseError(ProtocolError):
+    kind = "parse_error"
+    code = PARSE_ERROR
+
+
 class MethodNotFound(ProtocolError):
     kind = "method_not_found"
     code = METHOD_NOT_FOUND
@@ -144,12 +150,13 @@ def from_wire(code: int, message: str, data: Any) -> InfrakitError:
         extra = {k: v for k, v in data.items() if k != "kind"}
         if issubclass(cls, TemporaryError):
             delay = extra.pop("delay", 1.0)
-            return cls(message, delay=float(delay) if isinstance(delay, int | float) else 1.0, **extra)
+            seconds = float(delay) if isinstance(delay, int | float) else 1.0
+            return cls(message, delay=seconds, **extra)
         return cls(message, **extra)
     by_code: dict[int, type[InfrakitError]] = {
         METHOD_NOT_FOUND: MethodNotFound,
         INVALID_PARAMS: InvalidError,
-        PARSE_ERROR: ProtocolError,
+        PARSE_ERROR: ParseError,
         INVALID_REQUEST: ProtocolError,
     }
     return by_code.get(code, RemoteError)(message)

@@ -34,10 +34,15 @@ class Spec(Wire):
 class Description(Wire):
     """A group's members now, and whether it has reached its declared state."""
 
+    omit_if_none = frozenset({"status"})
+
     instances: list[instance.Description] = Field(default_factory=list)
     """The members."""
     converged: bool = False
     """True when nothing is in flight and the members match the spec."""
+    status: Any = None
+    """(ext) The controller's status and the reasons for its recent actions; v0.5 peers
+    ignore it."""
 
 
 class Plugin(Protocol):
@@ -121,3 +126,14 @@ class SetSizeRequest(Wire):
     """Which group."""
     size: int = Field(ge=0)
     """The new target size."""
+
+
+class Empty(Wire):
+    """Params of calls that take none (``{}``)."""
+
+
+class WakeRequest(Wire):
+    """(ext) Params of Group.Wake: reconcile one group now (``""``: every group)."""
+
+    id: str = ""
+    """Which group; empty for all."""

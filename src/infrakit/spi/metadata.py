@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, Protocol
 
 from infrakit.spi.handshake import Interface
@@ -16,10 +17,10 @@ def split_path(path: str) -> list[str]:
 
 
 class Plugin(Protocol):
-    async def list(self, path: list[str]) -> list[str]:
+    async def list(self, path: builtins.list[str]) -> builtins.list[str]:
         """Child names under ``path`` (empty when it is a leaf or absent)."""
 
-    async def get(self, path: list[str]) -> Any:
+    async def get(self, path: builtins.list[str]) -> Any:
         """The value at ``path`` (``None`` when absent)."""
 
 

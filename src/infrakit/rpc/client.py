@@ -1,0 +1,107 @@
+"""The async JSON-RPC client: one connection pool per plugin socket, per-call timeouts,
+and the cached handshake check. Typed proxies (``rpc.instance.Client`` …) sit on top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import pathlib
+from typing import Any
+
+import aiohttp
+
+from infrakit import errors
+from infrakit.rpc import jsonrpc
+from infrakit.spi import handshake
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a call may take before it fails with ``CallTimeout``."""
+
+_ids = itertools.count(1)
+
+
+class Client:
+    """Calls methods on the plugin listening at ``path``; safe to share between tasks."""
+
+    def __init__(self, path: str | pathlib.Path, *, name: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.path = str(path)
+        self.name = name or pathlib.Path(path).name
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._apis: list[handshake.Interface] | None = None
+        self._apis_lock = asyncio.Lock()
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.UnixConnector(path=self.path, limit=64)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def call(self, method: str, params: dict[str, Any], *,
+                   timeout: float | None = None) -> Any:
+        """Call ``method``; return its result or raise the remote error as our own type."""
+        body = json.dumps(jsonrpc.request(method, params, next(_ids)))
+        limit = aiohttp.ClientTimeout(total=timeout or self.timeout)
+        try:
+            async with self._open().post(
+                "http://plugin/", data=body, timeout=limit,
+                headers={"Content-Type": "application/json"},
+            ) as response:
+                raw = await response.read()
+        except TimeoutError:
+            raise errors.CallTimeout(
+                f"{self.name}: {method} did not answer within {timeout or self.timeout:g}s",
+                plugin=self.name,
+            ) from None
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            raise errors.Unavailable(
+                f"{self.name}: cannot reach plugin at {self.path}: {_reason(exc)}",
+                plugin=self.name,
+            ) from None
+        return _decode(raw, status=response.status, plugin=self.name)
+
+    async def implements(self) -> list[handshake.Interface]:
+        """The interfaces the plugin serves, asked once and cached."""
+        async with self._apis_lock:
+            if self._apis is None:
+                result = await self.call("Handshake.Implements", {})
+                self._apis = handshake.ImplementsResponse.from_wire(result).apis
+        return self._apis
+
+    async def require(self, *wanted: handshake.Interface) -> handshake.Interface:
+        """The first of ``wanted`` that the plugin implements, else ``HandshakeError``."""
+        offered = await self.implements()
+        for interface in wanted:
+            if interface in offered:
+                return interface
+        raise errors.HandshakeError(
+            f"plugin {self.name!r} does not implement "
+            f"{' or '.join(i.key() for i in wanted)}; it offers "
+            f"{', '.join(i.key() for i in offered) or 'nothing'}",
+            plugin=self.name,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _reason(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+
+
+def _decode(raw: bytes, *, status: int, plugin: str) -> Any:
+    try:
+        message = json.loads(raw) if raw else None
+    except ValueError:
+        raise errors.ProtocolError(
+            f"{plugin}: answer is not JSON (HTTP {status}): {raw[:200]!r}", plugin=plugin
+        ) from None
+    if message is None:
+        raise errors.ProtocolError(f"{plugin}: empty answer (HTTP {status})", plugin=plugin)
+    return jsonrpc.unwrap_response(message)
