@@ -12,7 +12,7 @@ from pydantic import Field
 
 from infrakit.spi import instance
 from infrakit.spi.handshake import Interface
-from infrakit.spi.wire import Wire
+from infrakit.spi.wire import OmitEmpty, Wire
 
 INTERFACE = Interface(name="Group", version="0.1.0")
 INTERFACE_1_1 = Interface(name="Group", version="0.1.1")
@@ -31,7 +31,7 @@ class Spec(Wire):
     """Raw JSON for the group plugin."""
 
 
-class Description(Wire):
+class Description(OmitEmpty):
     """A group's members now, and whether it has reached its declared state."""
 
     omit_if_none = frozenset({"status"})

@@ -10,7 +10,7 @@ from typing import Any, NewType, Protocol
 from pydantic import Field
 
 from infrakit.spi.handshake import Interface
-from infrakit.spi.wire import Tags, Wire
+from infrakit.spi.wire import OmitEmpty, Tags, Wire
 
 INTERFACE = Interface(name="Instance", version="0.5.0")
 
@@ -45,7 +45,7 @@ class Spec(Wire):
     """Resources to attach."""
 
 
-class Description(Wire):
+class Description(OmitEmpty):
     """One instance as the plugin sees it now."""
 
     omit_if_none = frozenset({"properties"})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SerializerFunctionWrapHandler
+from pydantic import model_serializer
 
 # Words Go spells in capitals inside field names.
 _INITIALISMS = {"id": "ID", "ids": "IDs", "apis": "APIs", "api": "API", "sha": "SHA",
@@ -39,19 +40,28 @@ class Wire(BaseModel):
         use_attribute_docstrings=True,
     )
 
-    omit_if_none: ClassVar[frozenset[str]] = frozenset()
-    """Fields Go tags ``omitempty``: left out of the JSON when unset."""
-
     def to_wire(self) -> dict[str, Any]:
         """The JSON object exactly as a v0.5 peer sends it."""
-        data = self.model_dump(mode="json", by_alias=True)
-        for field in self.omit_if_none:
-            key = go_name(field)
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+        return self.model_dump(mode="json", by_alias=True)
 
     @classmethod
     def from_wire(cls, data: Any) -> Self:
         """Parse a JSON object; a bad one raises ``pydantic.ValidationError``."""
         return cls.model_validate(data)
+
+
+class OmitEmpty(Wire):
+    """A message with fields Go tags ``omitempty``: left out of the JSON when unset."""
+
+    omit_if_none: ClassVar[frozenset[str]] = frozenset()
+    """Python names of the fields to leave out when ``None``."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for field in self.omit_if_none:
+                for key in (field, go_name(field)):
+                    if key in data and data[key] is None:
+                        del data[key]
+        return data
