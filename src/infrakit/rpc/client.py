@@ -10,10 +10,8 @@ import json
 import pathlib
 from typing import Any
 
-import aiohttp
-
 from infrakit import errors
-from infrakit.rpc import jsonrpc
+from infrakit.rpc import http, jsonrpc
 from infrakit.spi import handshake
 
 DEFAULT_TIMEOUT = 30.0
@@ -30,38 +28,41 @@ class Client:
         self.path = str(path)
         self.name = name or pathlib.Path(path).name
         self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: http.Pool | None = None
         self._apis: list[handshake.Interface] | None = None
         self._apis_lock = asyncio.Lock()
 
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.UnixConnector(path=self.path, limit=64)
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
+    def _open(self) -> http.Pool:
+        if self._pool is None:
+            self._pool = http.Pool(self.path)
+        return self._pool
 
     async def call(self, method: str, params: dict[str, Any], *,
                    timeout: float | None = None) -> Any:
         """Call ``method``; return its result or raise the remote error as our own type."""
-        body = json.dumps(jsonrpc.request(method, params, next(_ids)))
-        limit = aiohttp.ClientTimeout(total=timeout or self.timeout)
+        raw, status = await self.call_raw(method, params, timeout=timeout)
+        return decode(raw, status=status, plugin=self.name)
+
+    async def call_raw(self, method: str, params: dict[str, Any], *,
+                       timeout: float | None = None) -> tuple[bytes, int]:
+        """Call ``method``; return the undecoded response body and the HTTP status."""
+        body = json.dumps(jsonrpc.request(method, params, next(_ids))).encode()
+        seconds = timeout or self.timeout
         try:
-            async with self._open().post(
-                "http://plugin/", data=body, timeout=limit,
-                headers={"Content-Type": "application/json"},
-            ) as response:
-                raw = await response.read()
+            async with asyncio.timeout(seconds):
+                status, raw = await self._open().post(body)
         except TimeoutError:
             raise errors.CallTimeout(
-                f"{self.name}: {method} did not answer within {timeout or self.timeout:g}s",
-                plugin=self.name,
+                f"{self.name}: {method} did not answer within {seconds:g}s", plugin=self.name,
             ) from None
-        except (aiohttp.ClientConnectionError, OSError) as exc:
+        except (OSError, http.Closed) as exc:
             raise errors.Unavailable(
                 f"{self.name}: cannot reach plugin at {self.path}: {_reason(exc)}",
                 plugin=self.name,
             ) from None
-        return _decode(raw, status=response.status, plugin=self.name)
+        except ValueError as exc:
+            raise errors.ProtocolError(f"{self.name}: {exc}", plugin=self.name) from None
+        return raw, status
 
     async def implements(self) -> list[handshake.Interface]:
         """The interfaces the plugin serves, asked once and cached."""
@@ -85,9 +86,9 @@ class Client:
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
 
 def _reason(exc: BaseException) -> str:
@@ -95,7 +96,8 @@ def _reason(exc: BaseException) -> str:
     return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
 
 
-def _decode(raw: bytes, *, status: int, plugin: str) -> Any:
+def decode(raw: bytes, *, status: int, plugin: str) -> Any:
+    """The result in a response body, or the remote error raised as our own type."""
     try:
         message = json.loads(raw) if raw else None
     except ValueError:

@@ -17,23 +17,23 @@ def methods(objects: dict[str, Any]) -> dispatch.Methods:
     async def validate(params: dict[str, Any]) -> Any:
         req = dispatch.parse(flavor.ValidateRequest, params, method="Flavor.Validate")
         await dispatch.invoke(target(req.type).validate, req.properties, req.allocation)
-        return instance.OKResponse(type=req.type).to_wire()
+        return instance.OKResponse(type=req.type)
 
     async def prepare(params: dict[str, Any]) -> Any:
         req = dispatch.parse(flavor.PrepareRequest, params, method="Flavor.Prepare")
         spec = await dispatch.invoke(target(req.type).prepare, req.properties, req.spec,
                                      req.allocation, req.index)
-        return flavor.PrepareResponse(type=req.type, spec=spec).to_wire()
+        return flavor.PrepareResponse(type=req.type, spec=spec)
 
     async def healthy(params: dict[str, Any]) -> Any:
         req = dispatch.parse(flavor.InstanceRequest, params, method="Flavor.Healthy")
         health = await dispatch.invoke(target(req.type).healthy, req.properties, req.instance)
-        return flavor.HealthyResponse(type=req.type, health=health).to_wire()
+        return flavor.HealthyResponse(type=req.type, health=health)
 
     async def drain(params: dict[str, Any]) -> Any:
         req = dispatch.parse(flavor.InstanceRequest, params, method="Flavor.Drain")
         await dispatch.invoke(target(req.type).drain, req.properties, req.instance)
-        return instance.OKResponse(type=req.type).to_wire()
+        return instance.OKResponse(type=req.type)
 
     return {
         "Flavor.Validate": validate,

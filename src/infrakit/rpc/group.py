@@ -32,23 +32,23 @@ def methods(objects: dict[str, Any]) -> dispatch.Methods:
     async def commit(params: dict[str, Any]) -> Any:
         req = dispatch.parse(group.CommitRequest, params, method="Group.CommitGroup")
         details = await dispatch.invoke(plugin.commit_group, req.spec, req.pretend)
-        return group.CommitResponse(details=details).to_wire()
+        return group.CommitResponse(details=details)
 
     def by_id(attribute: str, method: str) -> dispatch.Handler:
         async def handler(params: dict[str, Any]) -> Any:
             req = dispatch.parse(group.IDRequest, params, method=method)
             await dispatch.invoke(getattr(plugin, attribute), req.id)
-            return group.OKResponse().to_wire()
+            return group.OKResponse()
         return handler
 
     async def describe(params: dict[str, Any]) -> Any:
         req = dispatch.parse(group.IDRequest, params, method="Group.DescribeGroup")
         description = await dispatch.invoke(plugin.describe_group, req.id)
-        return group.DescribeResponse(description=description).to_wire()
+        return group.DescribeResponse(description=description)
 
     async def inspect(params: dict[str, Any]) -> Any:
         specs = await dispatch.invoke(plugin.inspect_groups)
-        return group.InspectResponse(groups=specs or None).to_wire()
+        return group.InspectResponse(groups=specs or None)
 
     table: dispatch.Methods = {
         "Group.CommitGroup": commit,
@@ -72,17 +72,17 @@ def _methods_1_1(plugin: Any) -> dispatch.Methods:
         req = dispatch.parse(group.DestroyInstancesRequest, params,
                              method="Group.DestroyInstances")
         await dispatch.invoke(plugin.destroy_instances, req.id, req.instances)
-        return group.OKResponse().to_wire()
+        return group.OKResponse()
 
     async def size(params: dict[str, Any]) -> Any:
         req = dispatch.parse(group.IDRequest, params, method="Group.Size")
         value = await dispatch.invoke(plugin.size, req.id)
-        return group.SizeResponse(id=req.id, size=value).to_wire()
+        return group.SizeResponse(id=req.id, size=value)
 
     async def set_size(params: dict[str, Any]) -> Any:
         req = dispatch.parse(group.SetSizeRequest, params, method="Group.SetSize")
         await dispatch.invoke(plugin.set_size, req.id, req.size)
-        return group.OKResponse().to_wire()
+        return group.OKResponse()
 
     return {"Group.DestroyInstances": destroy_instances, "Group.Size": size,
             "Group.SetSize": set_size}
@@ -92,7 +92,7 @@ def _wake(plugin: Any) -> dispatch.Handler:
     async def wake(params: dict[str, Any]) -> Any:
         req = dispatch.parse(group.WakeRequest, params, method="Group.Wake")
         await dispatch.invoke(plugin.wake, req.id or None)
-        return group.OKResponse().to_wire()
+        return group.OKResponse()
     return wake
 
 

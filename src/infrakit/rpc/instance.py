@@ -17,29 +17,29 @@ def methods(objects: dict[str, Any]) -> dispatch.Methods:
     async def validate(params: dict[str, Any]) -> Any:
         req = dispatch.parse(instance.ValidateRequest, params, method="Instance.Validate")
         await dispatch.invoke(target(req.type).validate, req.properties)
-        return instance.OKResponse(type=req.type).to_wire()
+        return instance.OKResponse(type=req.type)
 
     async def provision(params: dict[str, Any]) -> Any:
         req = dispatch.parse(instance.ProvisionRequest, params, method="Instance.Provision")
         new_id = await dispatch.invoke(target(req.type).provision, req.spec)
-        return instance.ProvisionResponse(type=req.type, id=new_id).to_wire()
+        return instance.ProvisionResponse(type=req.type, id=new_id)
 
     async def label(params: dict[str, Any]) -> Any:
         req = dispatch.parse(instance.LabelRequest, params, method="Instance.Label")
         await dispatch.invoke(target(req.type).label, req.instance, req.labels)
-        return instance.OKResponse(type=req.type).to_wire()
+        return instance.OKResponse(type=req.type)
 
     async def destroy(params: dict[str, Any]) -> Any:
         req = dispatch.parse(instance.DestroyRequest, params, method="Instance.Destroy")
         await dispatch.invoke(target(req.type).destroy, req.instance)
-        return instance.OKResponse(type=req.type).to_wire()
+        return instance.OKResponse(type=req.type)
 
     async def describe(params: dict[str, Any]) -> Any:
         req = dispatch.parse(instance.DescribeRequest, params,
                              method="Instance.DescribeInstances")
         found = await dispatch.invoke(target(req.type).describe_instances, req.tags,
                                       req.properties)
-        return instance.DescribeResponse(type=req.type, descriptions=found).to_wire()
+        return instance.DescribeResponse(type=req.type, descriptions=found)
 
     return {
         "Instance.Validate": validate,

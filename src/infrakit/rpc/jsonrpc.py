@@ -12,6 +12,7 @@ from typing import Any
 import pydantic
 
 from infrakit import errors
+from infrakit.spi.wire import Wire
 
 VERSION = "2.0"
 
@@ -64,6 +65,14 @@ def request(method: str, params: dict[str, Any], request_id: int | str) -> dict[
 def result(request_id: int | str | None, value: Any) -> dict[str, Any]:
     """A success envelope."""
     return {"jsonrpc": VERSION, "result": value, "id": request_id}
+
+
+def encode_result(request_id: int | str | None, value: Any) -> bytes:
+    """A success envelope as bytes; a wire model is encoded by pydantic's fast path."""
+    if isinstance(value, Wire):
+        body = value.model_dump_json(by_alias=True).encode()
+        return b'{"jsonrpc":"2.0","result":%s,"id":%s}' % (body, json.dumps(request_id).encode())
+    return json.dumps(result(request_id, value)).encode()
 
 
 def error(request_id: int | str | None, exc: errors.InfrakitError) -> dict[str, Any]:

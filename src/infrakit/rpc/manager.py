@@ -13,7 +13,7 @@ def methods(objects: dict[str, Any]) -> dispatch.Methods:
 
     async def is_leader(params: dict[str, Any]) -> Any:
         leader = await dispatch.invoke(plugin.is_leader)
-        return manager.IsLeaderResponse(leader=bool(leader)).to_wire()
+        return manager.IsLeaderResponse(leader=bool(leader))
 
     return {"Manager.IsLeader": is_leader}
 

@@ -15,12 +15,12 @@ def methods(objects: dict[str, Any]) -> dispatch.Methods:
     async def list_(params: dict[str, Any]) -> Any:
         req = dispatch.parse(metadata.PathRequest, params, method="Metadata.List")
         nodes = await dispatch.invoke(plugin.list, metadata.split_path(req.path))
-        return metadata.ListResponse(nodes=nodes).to_wire()
+        return metadata.ListResponse(nodes=nodes)
 
     async def get(params: dict[str, Any]) -> Any:
         req = dispatch.parse(metadata.PathRequest, params, method="Metadata.Get")
         value = await dispatch.invoke(plugin.get, metadata.split_path(req.path))
-        return metadata.GetResponse(value=value).to_wire()
+        return metadata.GetResponse(value=value)
 
     return {"Metadata.List": list_, "Metadata.Get": get}
 

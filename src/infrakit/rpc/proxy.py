@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import functools
+from typing import Any, Generic, TypeVar
 
 import pydantic
 
@@ -12,6 +13,24 @@ from infrakit.spi import handshake
 from infrakit.spi.wire import Wire
 
 W = TypeVar("W", bound=Wire)
+
+
+class _Failure(pydantic.BaseModel):
+    code: int = errors.SERVER_ERROR
+    message: str = ""
+    data: Any = None
+
+
+class _Envelope(pydantic.BaseModel, Generic[W]):
+    """A response envelope, parsed straight from bytes: the fast path for big results."""
+
+    result: W | None = None
+    error: _Failure | None = None
+
+
+@functools.cache
+def _envelope(answer: type[W]) -> type[_Envelope[W]]:
+    return _Envelope[answer]  # type: ignore[valid-type]
 
 
 class Proxy:
@@ -28,8 +47,19 @@ class Proxy:
     async def call(self, method: str, request: Wire, answer: type[W]) -> W:
         if self.version is None:
             self.version = await self.rpc.require(*self.interfaces)
-        result = await self.rpc.call(method, request.to_wire())
-        return _parse(answer, result, method=method, plugin=self.rpc.name)
+        raw, status = await self.rpc.call_raw(method, request.to_wire())
+        try:
+            envelope: _Envelope[W] = _envelope(answer).model_validate_json(raw)
+        except pydantic.ValidationError:
+            # Not the shape we expect: take the slow path, which names what is wrong.
+            result = client.decode(raw, status=status, plugin=self.rpc.name)
+            return _parse(answer, result, method=method, plugin=self.rpc.name)
+        if envelope.error is not None:
+            failure = envelope.error
+            raise errors.from_wire(failure.code, failure.message, failure.data)
+        if envelope.result is None:
+            return _parse(answer, None, method=method, plugin=self.rpc.name)
+        return envelope.result
 
 
 def _parse(model: type[W], result: Any, *, method: str, plugin: str) -> W:

@@ -53,7 +53,8 @@ class Server:
         self.methods.update(extra_methods or {})
         self.methods.update(self._handshake_methods())
         self.path: pathlib.Path | None = None
-        self._runner: web.AppRunner | None = None
+        self._http: web.Server | None = None
+        self._listener: asyncio.AbstractServer | None = None
         self._inode: int | None = None
 
     def _register(self, *served: Any) -> None:
@@ -93,27 +94,30 @@ class Server:
         sockets.ensure_dir(self.directory)
         path = sockets.socket_path(self.directory, self.name)
         sockets.claim(path)
-        app = web.Application(client_max_size=self.max_body)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
+        # aiohttp's low-level server: no router or middleware on the hot path.
+        self._http = web.Server(self._handle, access_log=None)
         old_umask = os.umask(0o177)
         try:
-            await web.UnixSite(runner, str(path)).start()
+            self._listener = await asyncio.get_running_loop().create_unix_server(
+                self._http, str(path))
         finally:
             os.umask(old_umask)
         os.chmod(path, 0o600)
         self._inode = os.lstat(path).st_ino
         sockets.write_pid(path)
-        self.path, self._runner = path, runner
+        self.path = path
         log.info("plugin %s listening at %s (%s)", self.name, path,
                  ", ".join(api.key() for api in self.apis))
 
     async def stop(self) -> None:
         """Stop answering and remove the socket and pid file."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._listener is not None:
+            self._listener.close()
+            assert self._http is not None
+            self._http.pre_shutdown()  # idle keep-alive connections close now
+            await self._http.shutdown(timeout=5.0)
+            await self._listener.wait_closed()
+            self._listener = None
         if self.path is not None:
             sockets.release(self.path, inode=self._inode)
             log.info("plugin %s stopped", self.name)
@@ -125,13 +129,12 @@ class Server:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.method != "POST":
             return _reply(jsonrpc.error(None, errors.ProtocolError(
                 f"invalid request: use POST, not {request.method}")), status=405)
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
+        body = await _read_body(request, limit=self.max_body)
+        if body is None:
             failure = errors.ProtocolError(
                 f"invalid request: body exceeds the limit of {self.max_body} bytes")
             return _reply(jsonrpc.error(None, failure), status=413)
@@ -142,29 +145,47 @@ class Server:
         answer = await self.answer(call)
         if call.notification:
             return web.Response(status=204)
-        return _reply(answer)
+        return web.Response(body=answer, content_type="application/json")
 
-    async def answer(self, call: jsonrpc.Request) -> dict[str, Any]:
-        """The response envelope for one parsed call; never raises."""
+    async def answer(self, call: jsonrpc.Request) -> bytes:
+        """The encoded response envelope for one parsed call; never raises."""
         handler = self.methods.get(call.method)
         if handler is None:
-            return jsonrpc.error(call.id, errors.MethodNotFound(
-                f'rpc: can\'t find method "{call.method}"', method=call.method))
+            failure: errors.InfrakitError = errors.MethodNotFound(
+                f'rpc: can\'t find method "{call.method}"', method=call.method)
+            return _encode(jsonrpc.error(call.id, failure))
         try:
-            return jsonrpc.result(call.id, await handler(call.params))
+            return jsonrpc.encode_result(call.id, await handler(call.params))
         except errors.InfrakitError as exc:
             log.debug("%s failed: %s", call.method, exc.message)
-            return jsonrpc.error(call.id, exc)
+            return _encode(jsonrpc.error(call.id, exc))
         except Exception as exc:
             log.exception("%s raised", call.method)
             failure = errors.RemoteError(f"{call.method}: {exc or type(exc).__name__}",
                                          exception=type(exc).__name__)
-            return jsonrpc.error(call.id, failure)
+            return _encode(jsonrpc.error(call.id, failure))
+
+
+async def _read_body(request: web.BaseRequest, *, limit: int) -> bytes | None:
+    """The request body, or None as soon as it passes ``limit`` bytes."""
+    length = request.content_length
+    if length is not None and length > limit:
+        return None
+    chunks, total = [], 0
+    while chunk := await request.content.readany():
+        total += len(chunk)
+        if total > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message).encode()
 
 
 def _reply(message: dict[str, Any], *, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(message).encode(), status=status,
-                        content_type="application/json")
+    return web.Response(body=_encode(message), status=status, content_type="application/json")
 
 
 async def serve(name: str, **kwargs: Any) -> None:

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from infrakit.spi import instance
 from infrakit.spi.handshake import Interface
-from infrakit.spi.wire import OmitEmpty, Wire
+from infrakit.spi.wire import Wire, omit_if_none
 
 INTERFACE = Interface(name="Group", version="0.1.0")
 INTERFACE_1_1 = Interface(name="Group", version="0.1.1")
@@ -31,16 +31,14 @@ class Spec(Wire):
     """Raw JSON for the group plugin."""
 
 
-class Description(OmitEmpty):
+class Description(Wire):
     """A group's members now, and whether it has reached its declared state."""
-
-    omit_if_none = frozenset({"status"})
 
     instances: list[instance.Description] = Field(default_factory=list)
     """The members."""
     converged: bool = False
     """True when nothing is in flight and the members match the spec."""
-    status: Any = None
+    status: Any = omit_if_none()
     """(ext) The controller's status and the reasons for its recent actions; v0.5 peers
     ignore it."""
 

@@ -10,7 +10,7 @@ from typing import Any, NewType, Protocol
 from pydantic import Field
 
 from infrakit.spi.handshake import Interface
-from infrakit.spi.wire import OmitEmpty, Tags, Wire
+from infrakit.spi.wire import Tags, Wire, omit_if_none
 
 INTERFACE = Interface(name="Instance", version="0.5.0")
 
@@ -45,10 +45,8 @@ class Spec(Wire):
     """Resources to attach."""
 
 
-class Description(OmitEmpty):
+class Description(Wire):
     """One instance as the plugin sees it now."""
-
-    omit_if_none = frozenset({"properties"})
 
     id: ID
     """The instance's identifier."""
@@ -56,7 +54,7 @@ class Description(OmitEmpty):
     """Its pet identity, if any."""
     tags: Tags = Field(default_factory=dict)
     """Its labels."""
-    properties: Any = None
+    properties: Any = omit_if_none()
     """Plugin-specific detail, sent only when the caller asked for it."""
 
 

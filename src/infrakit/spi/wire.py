@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, SerializerFunctionWrapHandler
-from pydantic import model_serializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 # Words Go spells in capitals inside field names.
 _INITIALISMS = {"id": "ID", "ids": "IDs", "apis": "APIs", "api": "API", "sha": "SHA",
@@ -50,18 +49,10 @@ class Wire(BaseModel):
         return cls.model_validate(data)
 
 
-class OmitEmpty(Wire):
-    """A message with fields Go tags ``omitempty``: left out of the JSON when unset."""
+def omit_if_none() -> Any:
+    """A field Go tags ``omitempty``: left out of the JSON when ``None``."""
+    return Field(None, exclude_if=_is_none)
 
-    omit_if_none: ClassVar[frozenset[str]] = frozenset()
-    """Python names of the fields to leave out when ``None``."""
 
-    @model_serializer(mode="wrap")
-    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            for field in self.omit_if_none:
-                for key in (field, go_name(field)):
-                    if key in data and data[key] is None:
-                        del data[key]
-        return data
+def _is_none(value: Any) -> bool:
+    return value is None

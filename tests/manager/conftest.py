@@ -1,0 +1,135 @@
+"""Fixtures for the manager's stores and leadership: a real etcd on loopback, contender
+processes, and one harness per store backend so the same behaviours run on both."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infrakit import testing_etcd
+from infrakit.manager import etcd, leader_etcd, store, store_etcd, store_file
+from infrakit.spi import group
+
+sys.path.insert(0, str(Path(__file__).parent))
+import elections  # noqa: E402  (a helper beside this file, not a package)
+
+
+@pytest.fixture(scope="session")
+def etcd_member(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testing_etcd.EtcdProcess]:
+    """One etcd for the whole session; tests keep apart by key prefix (:func:`prefix`)."""
+    member = testing_etcd.EtcdProcess(tmp_path_factory.mktemp("etcd"))
+    member.start()
+    try:
+        yield member
+    finally:
+        member.stop()
+
+
+@pytest.fixture
+def own_etcd(tmp_path: Path) -> Iterator[testing_etcd.EtcdProcess]:
+    """An etcd of this test's own, for tests that stop, pause or restart it."""
+    member = testing_etcd.EtcdProcess(tmp_path / "etcd")
+    member.start()
+    try:
+        yield member
+    finally:
+        member.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """Keys of this test only."""
+    return f"test/{uuid.uuid4().hex[:12]}/"
+
+
+@pytest.fixture
+async def client(etcd_member: testing_etcd.EtcdProcess) -> AsyncIterator[etcd.Client]:
+    async with etcd.Client(etcd_member.url, timeout=2.0) as c:
+        yield c
+
+
+@pytest.fixture
+async def leading(client: etcd.Client, prefix: str) -> AsyncIterator[leader_etcd.EtcdLeadership]:
+    """An etcd leadership that already leads (on this test's own leader key)."""
+    lead = leader_etcd.EtcdLeadership(client, "m1", key=prefix + "leader", ttl=2)
+    await lead.start()
+    try:
+        await elections.eventually(lead.is_leader, timeout=5)
+        yield lead
+    finally:
+        await lead.stop()
+
+
+@pytest.fixture
+async def contenders() -> AsyncIterator[elections.Contenders]:
+    """Starts contender processes; kills every one by pid at teardown."""
+    procs = elections.Contenders()
+    try:
+        yield procs
+    finally:
+        await procs.kill_all()
+
+
+class Harness:
+    """A store plus a way to write raw bytes where it keeps each thing."""
+
+    def __init__(self, kind: str, store: store.Store, raw: Any) -> None:
+        self.kind = kind
+        self.store = store
+        self._raw = raw
+
+    async def put_raw(self, what: str, data: bytes, gid: str = "web") -> str:
+        """Write ``data`` as the document/history/state; returns where (path or key)."""
+        result = self._raw(what, data, gid)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return str(result)
+
+
+def _file_raw(root: Path) -> Any:
+    names = {"doc": store_file.CONFIG, "history": store_file.HISTORY, "state": store_file.STATE}
+
+    def put(what: str, data: bytes, gid: str) -> Path:
+        path = root / names[what]
+        root.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    return put
+
+
+def _etcd_raw(client: etcd.Client, s: store_etcd.EtcdStore) -> Any:
+    async def put(what: str, data: bytes, gid: str) -> str:
+        key = {"doc": s.doc_key, "history": s.history_key(group.ID(gid)),
+               "state": s.state_key(group.ID(gid))}[what]
+        await client.put(key, data)
+        return key
+
+    return put
+
+
+@pytest.fixture
+def file_harness(tmp_path: Path) -> Harness:
+    root = tmp_path / "store"
+    return Harness("file", store_file.FileStore(root, history_limit=3), _file_raw(root))
+
+
+@pytest.fixture
+async def etcd_harness(client: etcd.Client, leading: leader_etcd.EtcdLeadership,
+                       prefix: str) -> Harness:
+    s = store_etcd.EtcdStore(client, token=leading.token, prefix=prefix + "configs/",
+                             history_limit=3)
+    return Harness("etcd", s, _etcd_raw(client, s))
+
+
+@pytest.fixture(params=["file", "etcd"])
+def harness(request: pytest.FixtureRequest) -> Harness:
+    """Each store backend in turn, writable (the etcd one leads), keeping 3 per history."""
+    h: Harness = request.getfixturevalue(f"{request.param}_harness")
+    return h
