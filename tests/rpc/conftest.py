@@ -18,7 +18,7 @@ from infrakit.rpc import server, sockets
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-import memory_plugin  # noqa: E402  (a script beside this file, not a package)
+import memory_plugin
 
 HERE = pathlib.Path(__file__).parent
 

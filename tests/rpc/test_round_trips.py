@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from memory_plugin import Memory
 
 from infrakit import errors
 from infrakit.rpc import discovery, server
@@ -225,7 +224,7 @@ async def test_group_0_1_1_calls_are_refused_on_a_0_1_0_plugin(
     async with server.Server("old", group=OldGroups(), plugins_dir=plugins_dir):
         remote = plugins.group("old")
         assert await remote.inspect_groups() == []
-        with pytest.raises(errors.HandshakeError, match="needs Group/0.1.1"):
+        with pytest.raises(errors.HandshakeError, match=r"needs Group/0\.1\.1"):
             await remote.size(group.ID("g"))
 
 
