@@ -4,26 +4,38 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint typecheck unit system-deps bench clean venv
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,aws]'
+	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: venv
-	$(BIN)/python -m infrakit.demo
+# Debian packages the tests need: etcd (installed when missing; tests start their own
+# servers on loopback) and setpriv (util-linux, to test permission errors as root).
+system-deps:
+	@sh scripts/etcd.sh >/dev/null
+	@command -v setpriv >/dev/null || (apt-get update -qq && apt-get install -y -qq util-linux)
 
-test: venv
-	$(BIN)/ruff check src tests bench
+demo: venv
+	$(BIN)/python examples/demo.py
+
+lint: venv
+	$(BIN)/ruff check src tests bench examples
+
+typecheck: venv
 	$(BIN)/mypy
+
+unit: venv system-deps
 	$(BIN)/pytest -q
+
+test: lint typecheck unit
 
 bench: venv
 	$(BIN)/python bench/rpc.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

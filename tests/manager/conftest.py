@@ -1,23 +1,19 @@
-"""Fixtures for the manager's stores and leadership: a real etcd on loopback, contender
-processes, and one harness per store backend so the same behaviours run on both."""
+"""Fixtures for the manager's stores and leadership: a real etcd on loopback (shared, or a
+test's own to stop and restart), contender processes, and one harness per store backend
+so the same behaviours run on both."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
+import elections
 import pytest
+from store_harness import Harness, etcd_raw, file_raw
 
 from infrakit import testing_etcd
-from infrakit.manager import etcd, leader_etcd, store, store_etcd, store_file
-from infrakit.spi import group
-
-sys.path.insert(0, str(Path(__file__).parent))
-import elections  # noqa: E402  (a helper beside this file, not a package)
+from infrakit.manager import etcd, leader_etcd, store_etcd, store_file
 
 
 @pytest.fixture(scope="session")
@@ -76,48 +72,10 @@ async def contenders() -> AsyncIterator[elections.Contenders]:
         await procs.kill_all()
 
 
-class Harness:
-    """A store plus a way to write raw bytes where it keeps each thing."""
-
-    def __init__(self, kind: str, store: store.Store, raw: Any) -> None:
-        self.kind = kind
-        self.store = store
-        self._raw = raw
-
-    async def put_raw(self, what: str, data: bytes, gid: str = "web") -> str:
-        """Write ``data`` as the document/history/state; returns where (path or key)."""
-        result = self._raw(what, data, gid)
-        if asyncio.iscoroutine(result):
-            result = await result
-        return str(result)
-
-
-def _file_raw(root: Path) -> Any:
-    names = {"doc": store_file.CONFIG, "history": store_file.HISTORY, "state": store_file.STATE}
-
-    def put(what: str, data: bytes, gid: str) -> Path:
-        path = root / names[what]
-        root.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return path
-
-    return put
-
-
-def _etcd_raw(client: etcd.Client, s: store_etcd.EtcdStore) -> Any:
-    async def put(what: str, data: bytes, gid: str) -> str:
-        key = {"doc": s.doc_key, "history": s.history_key(group.ID(gid)),
-               "state": s.state_key(group.ID(gid))}[what]
-        await client.put(key, data)
-        return key
-
-    return put
-
-
 @pytest.fixture
 def file_harness(tmp_path: Path) -> Harness:
     root = tmp_path / "store"
-    return Harness("file", store_file.FileStore(root, history_limit=3), _file_raw(root))
+    return Harness("file", store_file.FileStore(root, history_limit=3), file_raw(root))
 
 
 @pytest.fixture
@@ -125,7 +83,7 @@ async def etcd_harness(client: etcd.Client, leading: leader_etcd.EtcdLeadership,
                        prefix: str) -> Harness:
     s = store_etcd.EtcdStore(client, token=leading.token, prefix=prefix + "configs/",
                              history_limit=3)
-    return Harness("etcd", s, _etcd_raw(client, s))
+    return Harness("etcd", s, etcd_raw(client, s))
 
 
 @pytest.fixture(params=["file", "etcd"])

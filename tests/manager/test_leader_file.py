@@ -156,11 +156,14 @@ async def test_nobody_leads_once_the_holder_stops(tmp_path: Path) -> None:
 async def test_holder_stops_leading_when_its_lock_file_is_removed(tmp_path: Path) -> None:
     lock = tmp_path / "lock"
     lead = leader_file.FlockLeadership(lock, "m1", poll=POLL)
+    reasons: list[str] = []
+    lead.on_change(lambda change: reasons.append(change.reason) if not change.leading else None)
     await lead.start()
     try:
         assert lead.is_leader()
-        lock.unlink()
-        await eventually(lambda: not lead.is_leader(), timeout=2)
+        lock.unlink()  # a second manager could now lock a new file of that name
+        await eventually(lambda: bool(reasons), timeout=2)
+        assert "removed or replaced" in reasons[0]
     finally:
         await lead.stop()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Harness
+from store_harness import Harness
 
 from infrakit import errors
 from infrakit.manager import store
@@ -24,6 +24,21 @@ def doc_of(*specs: group.Spec, plugin_name: str = "group-stateless") -> store.Do
 
 
 WEB = group.ID("web")
+
+
+def test_document_adds_replaces_and_removes_groups() -> None:
+    doc = doc_of(spec("web", 1), spec("db"))
+    doc = doc.with_group(spec("web", 5), plugin_name="group-2")
+
+    assert doc.group_spec(WEB) == spec("web", 5)
+    assert doc.groups[WEB].plugin == "group-2"
+    assert list(doc.without_group(WEB).groups) == ["db"]
+    with pytest.raises(errors.NotFoundError, match="'web'"):
+        doc.without_group(WEB).group_spec(WEB)
+
+
+def test_document_reads_a_null_groups_map_from_go_as_empty() -> None:
+    assert store.Document.from_wire({"Groups": None}) == store.Document()
 
 
 async def test_missing_store_loads_as_empty_document(harness: Harness) -> None:

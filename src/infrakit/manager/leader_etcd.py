@@ -1,0 +1,185 @@
+"""etcd leadership (multi-host): a real election on one key tied to a lease.
+
+The manager uses it with ``etcd --endpoint URL``. Each contender grants a lease (TTL 5 s
+by default) and runs one transaction: "if the leader key's create revision is 0, put it
+with my lease". The winner leads and keeps the lease alive every TTL/3; the others watch
+the key and try again the moment it is deleted. Since the key is tied to the lease, a
+leader that dies loses the key when its lease expires, and no one else can lead before.
+
+Fencing: the :class:`leader.Token` is the key's create revision and the lease ID; the
+etcd store makes every write conditional on both (:mod:`.store_etcd`).
+
+A leader stops acting at once (the loss is signalled before anything else) when a
+keep-alive fails or says the lease is gone, or when its key is deleted or replaced. Its
+token also lapses by itself a little before the lease could expire, should the loop
+that renews it be held up. :meth:`EtcdLeadership.stop` signals loss, then revokes the
+lease so the next leader need not wait out the TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import UTC, datetime
+
+from infrakit import errors
+from infrakit.manager import etcd, leader
+
+log = logging.getLogger(__name__)
+
+KEY = "infrakit/leader"
+"""The leader key unless told otherwise."""
+
+DEFAULT_TTL = 5
+
+
+class EtcdLeadership(leader.Base):
+    """``EtcdLeadership(client, name, key=KEY, ttl=5)``: campaign on ``key``."""
+
+    def __init__(self, client: etcd.Client, name: str, *, key: str = KEY,
+                 ttl: int = DEFAULT_TTL) -> None:
+        super().__init__(name)
+        if ttl < 1:
+            raise errors.InvalidError(f"ttl: expected whole seconds >= 1, got {ttl}",
+                                      field="ttl")
+        self.client = client
+        self.key = key
+        self.ttl = ttl
+        self._valid_until = 0.0
+        self._lease = 0
+        """The lease we lead with, or one to revoke when etcd answers again."""
+
+    async def leader_info(self) -> leader.Info:
+        kv = await self.client.get(self.key)
+        if kv is None:
+            return leader.Info(backend="etcd")
+        name, since = _parse_value(kv.value)
+        ttl = await self.client.time_to_live(kv.lease) if kv.lease else 0
+        return leader.Info(name=name, since=since, lease=kv.lease, ttl=max(ttl, 0),
+                           backend="etcd")
+
+    def _still_valid(self) -> bool:
+        return time.monotonic() < self._valid_until
+
+    async def _resign(self) -> None:
+        await self._revoke()  # deletes the key: the next leader need not wait out the TTL
+
+    # -- the election -----------------------------------------------------------------------
+
+    @property
+    def _interval(self) -> float:
+        return self.ttl / 3
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._revoke()
+                await self._campaign()
+            except Exception as e:
+                self._lose(f"etcd failed: {e}")
+                log.warning("%s: election round failed, retrying: %s", self.name, e)
+                await asyncio.sleep(min(1.0, self._interval))
+
+    async def _campaign(self) -> None:
+        """One round: lead until loss, or wait until the current leader's key goes."""
+        sent = time.monotonic()
+        lease = await self.client.grant(self.ttl)
+        self._lease = lease.id
+        value = json.dumps({"name": self.name, "since": datetime.now(UTC).isoformat()})
+        won = await self.client.txn([etcd.Compare(self.key, "CREATE", 0)],
+                                    [etcd.Put(self.key, value.encode(), lease.id)],
+                                    [etcd.Get(self.key)])
+        if not won.succeeded:
+            await self._revoke()
+            holder = won.ranges[0][0] if won.ranges and won.ranges[0] else None
+            if holder is not None:
+                await self._until_changed(holder.create_revision, start=won.revision + 1)
+            return
+        token = leader.Token(generation=won.revision, lease=lease.id, key=self.key)
+        self._valid_until = sent + self._validity(lease.ttl)
+        self._gain(token, f"won the election on {self.key!r} (lease {lease.id})")
+        await self._hold(token, sent=sent)
+
+    def _validity(self, ttl: float) -> float:
+        # The server's lease outlives our send time by at least ttl; stop trusting it a
+        # sixth earlier. Renewals land by 2/3 ttl, so a healthy leader never lapses.
+        return ttl * 5 / 6
+
+    async def _hold(self, token: leader.Token, *, sent: float) -> None:
+        """Lead until a keep-alive fails or the key changes; signal the loss first."""
+        keep = asyncio.create_task(self._keep_alive(token.lease, sent=sent))
+        watch = asyncio.create_task(self._until_changed(token.generation,
+                                                        start=token.generation + 1))
+        try:
+            done, _ = await asyncio.wait({keep, watch}, return_when=asyncio.FIRST_COMPLETED)
+            first = done.pop()
+            failure = first.exception()
+            if failure is not None:
+                self._lose(f"leadership task failed: {failure}")
+            elif first is keep:
+                self._lose(keep.result())
+            else:
+                self._lose(f"leader key {self.key!r} was deleted or replaced")
+        finally:
+            for task in (keep, watch):
+                task.cancel()
+            await asyncio.gather(keep, watch, return_exceptions=True)
+
+    async def _keep_alive(self, lease: int, *, sent: float) -> str:
+        """Renew every TTL/3 (from send times, so replies that come late do not drift);
+        returns why the lease can no longer be trusted."""
+        while True:
+            await asyncio.sleep(max(0.0, sent + self._interval - time.monotonic()))
+            sent = time.monotonic()
+            try:
+                ttl = await self.client.keepalive(lease, timeout=self._interval)
+            except Exception as e:
+                return f"keep-alive of lease {lease} failed: {e}"
+            if ttl <= 0:
+                return f"lease {lease} expired or was revoked"
+            self._valid_until = sent + self._validity(ttl)
+
+    async def _until_changed(self, created: int, *, start: int) -> None:
+        """Return once the key no longer has create revision ``created`` (deleted or
+        re-created). Survives broken streams and etcd restarts by re-reading the key."""
+        while True:
+            try:
+                async with asyncio.timeout(max(10.0, 2 * self.ttl)):
+                    async with self.client.watch(self.key, start_revision=start) as events:
+                        async for event in events:
+                            if event.type == "DELETE" or event.kv.create_revision != created:
+                                return
+            except (errors.InfrakitError, TimeoutError) as e:
+                log.debug("%s: watch on %r ended: %s", self.name, self.key, e)
+            try:
+                seen = await self.client.txn([], [etcd.Get(self.key)])
+            except errors.InfrakitError as e:
+                log.debug("%s: reading %r failed: %s", self.name, self.key, e)
+                await asyncio.sleep(self._interval)
+                continue
+            kv = seen.ranges[0][0] if seen.ranges and seen.ranges[0] else None
+            if kv is None or kv.create_revision != created:
+                return
+            start = seen.revision + 1
+
+    async def _revoke(self) -> None:
+        """Revoke our last lease (best effort; it expires anyway)."""
+        lease, self._lease = self._lease, 0
+        if not lease:
+            return
+        try:
+            await self.client.revoke(lease)
+        except errors.InfrakitError as e:
+            self._lease = lease  # try again next round
+            log.debug("%s: revoking lease %d failed: %s", self.name, lease, e)
+
+
+def _parse_value(raw: bytes) -> tuple[str, datetime | None]:
+    """``{"name", "since"}`` as we write it; anything else is shown as the name."""
+    try:
+        data = json.loads(raw)
+        return str(data["name"]), datetime.fromisoformat(data["since"])
+    except (ValueError, KeyError, TypeError):
+        return raw.decode(errors="replace"), None

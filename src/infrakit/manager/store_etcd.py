@@ -1,0 +1,165 @@
+"""The etcd store (multi-host): InfraKit's key ``infrakit/configs/groups.json`` plus
+``infrakit/configs/history/<gid>`` and ``infrakit/configs/state/<gid>``.
+
+The manager uses it with etcd leadership (``etcd --endpoint URL``). Every write is one
+transaction that holds only if the writer still leads: the leader key must still have
+the create revision and lease of the writer's :class:`leader.Token`. A deposed leader's
+late write therefore fails in etcd itself with :class:`errors.NotLeaderError`, however
+late it arrives. The rules every store follows are in :mod:`infrakit.manager.store`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pydantic
+
+from infrakit import errors
+from infrakit.manager import etcd, leader, store
+from infrakit.spi import group
+
+PREFIX = "infrakit/configs/"
+"""InfraKit's prefix; the document is ``PREFIX + "groups.json"``."""
+
+
+class EtcdStore:
+    """``EtcdStore(client, token=leadership.token, prefix=PREFIX, history_limit=10)``.
+
+    ``token`` is required: pass the leadership's ``token`` method, or ``None`` on purpose
+    for an unfenced tool that writes without leading.
+    """
+
+    def __init__(self, client: etcd.Client, *, token: store.TokenSource | None,
+                 prefix: str = PREFIX, history_limit: int = store.DEFAULT_HISTORY) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.history_limit = store.check_limit(history_limit)
+        self._token = token
+        self._last_good: store.Document | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def doc_key(self) -> str:
+        return self.prefix + "groups.json"
+
+    def history_key(self, gid: group.ID) -> str:
+        return f"{self.prefix}history/{gid}"
+
+    def state_key(self, gid: group.ID) -> str:
+        return f"{self.prefix}state/{gid}"
+
+    @property
+    def last_good(self) -> store.Document | None:
+        return self._last_good
+
+    async def load(self) -> store.Document:
+        kv = await self.client.get(self.doc_key)
+        doc = _decode(kv, store.DOCUMENT) if kv else store.Document()
+        self._last_good = doc
+        return doc
+
+    async def history(self, gid: group.ID) -> list[store.HistoryEntry]:
+        kv = await self.client.get(self.history_key(gid))
+        return _decode(kv, store.HISTORY_LIST) if kv else []
+
+    async def load_state(self, gid: group.ID) -> store.State | None:
+        kv = await self.client.get(self.state_key(gid))
+        return _decode(kv, store.STATE) if kv else None
+
+    async def save(self, doc: store.Document, *, force: bool = False) -> None:
+        store.require_token(self._token, action=f"write etcd key {self.doc_key!r}")
+        async with self._lock:
+            gids = list(doc.groups)
+            seen = await self.client.txn([], [etcd.Get(self.doc_key)] +
+                                         [etcd.Get(self.history_key(g)) for g in gids])
+            doc_kv = _only(seen.ranges[0])
+            ops = _aside_if_corrupt(doc_kv, store.DOCUMENT, force=force, revision=seen.revision)
+            ops.append(etcd.Put(self.doc_key, store.encode(doc.to_wire())))
+            for gid, found in zip(gids, seen.ranges[1:], strict=True):
+                ops += self._history_ops(gid, doc, _only(found), force=force,
+                                         revision=seen.revision)
+            guard = [etcd.Compare(self.doc_key, "MOD", doc_kv.mod_revision if doc_kv else 0)]
+            await self._write(guard, ops, action=f"write etcd key {self.doc_key!r}")
+            self._last_good = doc
+
+    def _history_ops(self, gid: group.ID, doc: store.Document, kv: etcd.KeyValue | None, *,
+                     force: bool, revision: int) -> list[etcd.Op]:
+        ops = _aside_if_corrupt(kv, store.HISTORY_LIST, force=force, revision=revision)
+        before = [] if kv is None or ops else _decode(kv, store.HISTORY_LIST)
+        after = store.record(before, doc.groups[gid], limit=self.history_limit)
+        if after is not before:
+            ops.append(etcd.Put(self.history_key(gid),
+                                store.encode(store.encode_history(after))))
+        return ops
+
+    async def save_state(self, gid: group.ID, state: store.State | None, *,
+                         force: bool = False) -> None:
+        encoded = store.check_json(gid, state)
+        key = self.state_key(gid)
+        store.require_token(self._token, action=f"write etcd key {key!r}")
+        async with self._lock:
+            found = await self.client.get(key)
+            ops = _aside_if_corrupt(found, store.STATE, force=force, revision=0)
+            ops.append(etcd.Delete(key) if encoded is None
+                       else etcd.Put(key, store.encode(encoded)))
+            guard = [etcd.Compare(key, "MOD", found.mod_revision if found else 0)]
+            await self._write(guard, ops, action=f"write etcd key {key!r}")
+
+    async def _write(self, guard: list[etcd.Compare], ops: list[etcd.Op], *,
+                     action: str) -> None:
+        """One transaction: ``ops`` if we still lead and nobody wrote since we read."""
+        token = store.require_token(self._token, action=action)
+        fence = _fence(token)
+        failure: list[etcd.Op] = [etcd.Get(token.key)] if token else []
+        done = await self.client.txn(fence + guard, ops, failure)
+        if done.succeeded:
+            return
+        if token is not None and not _still_holds(token, _only(done.ranges[0])):
+            raise errors.NotLeaderError(
+                f"cannot {action}: leadership lost (leader key {token.key!r} no longer has "
+                f"create revision {token.generation} and lease {token.lease})")
+        raise errors.ConflictError(f"cannot {action}: it changed since we read it; retry")
+
+
+def _fence(token: leader.Token | None) -> list[etcd.Compare]:
+    if token is None:
+        return []
+    if not token.key:
+        raise errors.InvalidError("etcd store: the leadership token is not an etcd token "
+                                  "(it names no leader key); use etcd leadership")
+    return [etcd.Compare(token.key, "CREATE", token.generation),
+            etcd.Compare(token.key, "LEASE", token.lease)]
+
+
+def _still_holds(token: leader.Token, kv: etcd.KeyValue | None) -> bool:
+    return kv is not None and kv.create_revision == token.generation and kv.lease == token.lease
+
+
+def _only(kvs: list[etcd.KeyValue]) -> etcd.KeyValue | None:
+    return kvs[0] if kvs else None
+
+
+def _source(kv: etcd.KeyValue) -> str:
+    return f"etcd key {kv.key!r}"
+
+
+def _decode(kv: etcd.KeyValue, adapter: pydantic.TypeAdapter[Any]) -> Any:
+    return store.decode(kv.value, adapter, source=_source(kv))
+
+
+def _aside_if_corrupt(kv: etcd.KeyValue | None, adapter: pydantic.TypeAdapter[Any], *,
+                      force: bool, revision: int) -> list[etcd.Op]:
+    """Nothing when ``kv`` is absent or parses. A corrupt value is refused, or with
+    ``force`` copied aside to ``<key>.corrupt-<revision>`` in the same transaction."""
+    if kv is None:
+        return []
+    try:
+        _decode(kv, adapter)
+    except errors.InvalidError as e:
+        if not force:
+            raise errors.InvalidError(
+                f"{e.message}; refusing to overwrite it (fix it, or save with force=True to "
+                f"replace it and keep the bad value aside)", **e.data) from e
+        return [etcd.Put(f"{kv.key}.corrupt-{revision or kv.mod_revision}", kv.value)]
+    return []
