@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from rpc_helpers import http_post, raw
 
-from conftest import http_post, raw
 from infrakit import errors
 from infrakit.rpc import server
 from infrakit.spi import instance

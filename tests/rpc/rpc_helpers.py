@@ -1,0 +1,65 @@
+"""Helpers for the RPC tests: raw bytes on a socket, and plugin processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+from infrakit.rpc import sockets
+
+HERE = pathlib.Path(__file__).parent
+
+
+async def raw(path: pathlib.Path, data: bytes, *, read: bool = True) -> bytes:
+    """Send bytes as they are on the socket; return all that comes back."""
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    try:
+        writer.write(data)
+        await writer.drain()
+        if not read:
+            return b""
+        return await asyncio.wait_for(reader.read(), timeout=10)
+    finally:
+        writer.close()
+
+
+def http_post(body: bytes, *, content_type: str = "application/json",
+              extra: str = "") -> bytes:
+    head = (f"POST / HTTP/1.1\r\nHost: plugin\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n{extra}\r\n")
+    return head.encode() + body
+
+
+class Process:
+    """A plugin process started by a test; stopped by pid in teardown."""
+
+    def __init__(self, name: str, directory: pathlib.Path) -> None:
+        self.name = name
+        self.path = directory / name
+        self.popen = subprocess.Popen(
+            [sys.executable, str(HERE / "memory_plugin.py"), name, str(directory)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise AssertionError(f"plugin exited: {self.popen.communicate()}")
+            if self.path.exists() and sockets.is_live(self.path):
+                return
+            time.sleep(0.02)
+        raise AssertionError("plugin did not start listening")
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, signum)
+        try:
+            return self.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait()
