@@ -1,0 +1,243 @@
+"""Fakes for plugin authors and our own tests: in-memory plugins and a clock you advance.
+
+``FakeInstancePlugin`` and ``FakeFlavorPlugin`` implement the spi Protocols in memory,
+count their calls and can be told to fail; ``FakeClock`` is monotonic time that moves
+only when a test advances it, so loops with timeouts and polls run exactly and fast::
+
+    clock = FakeClock()
+    instances, flavors = FakeInstancePlugin(), FakeFlavorPlugin()
+    ctl = controller.Controller(resolver({"instance-fake": instances}),
+                                resolver({"flavor-fake": flavors}), clock=clock)
+    await ctl.commit_group(spec, False)
+    await clock.advance(10)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from infrakit import errors
+from infrakit.spi import flavor, instance
+
+T = TypeVar("T")
+
+_SETTLE_ROUNDS = 100
+"""Event-loop turns given to woken tasks after each step of time (fakes answer at once)."""
+
+
+class FakeClock:
+    """Monotonic time that only ``advance`` moves; ``sleep`` resolves when it is reached."""
+
+    def __init__(self, *, start: float = 0.0, epoch: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._epoch = epoch
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def time(self) -> float:
+        return self._epoch + self._now
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), future))
+        await future
+
+    @property
+    def sleepers(self) -> int:
+        """How many sleeps are pending (cancelled ones excluded)."""
+        return sum(1 for _, _, fut in self._sleepers if not fut.done())
+
+    async def settle(self, rounds: int = _SETTLE_ROUNDS) -> None:
+        """Let ready tasks run without moving time."""
+        for _ in range(rounds):
+            await asyncio.sleep(0)
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward, waking each sleeper at its deadline, in order."""
+        target = self._now + seconds
+        await self.settle()
+        while self._sleepers and self._sleepers[0][0] <= target:
+            deadline, _, future = heapq.heappop(self._sleepers)
+            if future.done():
+                continue
+            self._now = max(self._now, deadline)
+            future.set_result(None)
+            await self.settle()
+        self._now = target
+        await self.settle()
+
+    async def advance_until(self, condition: Callable[[], bool], *, step: float = 1.0,
+                            limit: float = 3600.0) -> float:
+        """Advance by ``step`` until ``condition()`` holds; return the time it took.
+
+        Raises ``TimeoutError`` when ``limit`` seconds pass first.
+        """
+        start = self._now
+        await self.settle()
+        while not condition():
+            if self._now - start >= limit:
+                raise TimeoutError(f"condition still false after {limit}s of fake time")
+            await self.advance(step)
+        return self._now - start
+
+
+def resolver(plugins: Mapping[str, T]) -> Callable[[str], T]:
+    """A plugin resolver over a dict: ``PluginNotFound`` for a name it does not hold."""
+
+    def resolve(name: str) -> T:
+        if name not in plugins:
+            raise errors.PluginNotFound(f"no plugin named {name!r}", plugin=name)
+        return plugins[name]
+
+    return resolve
+
+
+class FakeInstancePlugin:
+    """An instance plugin in memory: IDs ``instance-000001``…, AND tag matching."""
+
+    def __init__(self, *, clock: FakeClock | None = None, provision_delay: float = 0.0,
+                 prefix: str = "instance-") -> None:
+        self.clock = clock
+        self.provision_delay = provision_delay
+        self.prefix = prefix
+        self.instances: dict[instance.ID, instance.Description] = {}
+        """Live instances by ID."""
+        self.specs: dict[instance.ID, instance.Spec] = {}
+        """The spec each instance was provisioned with."""
+        self.calls: Counter[str] = Counter()
+        """How often each method was called."""
+        self.history: list[tuple[str, instance.ID]] = []
+        """``("provision" | "destroy", id)`` for every change, in order."""
+        self.fail_provisions = 0
+        """The next this many provisions fail; ``-1``: all of them until reset."""
+        self.invalid: str | None = None
+        """When set, ``validate`` raises ``InvalidError`` with this message."""
+        self._ids = itertools.count(1)
+
+    async def validate(self, properties: Any) -> None:
+        self.calls["validate"] += 1
+        if self.invalid is not None:
+            raise errors.InvalidError(self.invalid)
+
+    async def provision(self, spec: instance.Spec) -> instance.ID | None:
+        self.calls["provision"] += 1
+        if self.clock is not None and self.provision_delay:
+            await self.clock.sleep(self.provision_delay)
+        if self.fail_provisions:
+            self.fail_provisions -= 1 if self.fail_provisions > 0 else 0
+            raise errors.TemporaryError("fake provision failure")
+        iid = self.add(tags=spec.tags, logical_id=spec.logical_id)
+        self.specs[iid] = spec
+        self.history.append(("provision", iid))
+        return iid
+
+    async def label(self, instance_id: instance.ID, labels: dict[str, str]) -> None:
+        self.calls["label"] += 1
+        found = self._get(instance_id)
+        self.instances[instance_id] = found.model_copy(update={"tags": {**found.tags, **labels}})
+
+    async def destroy(self, instance_id: instance.ID) -> None:
+        self.calls["destroy"] += 1
+        self._get(instance_id)
+        del self.instances[instance_id]
+        self.history.append(("destroy", instance_id))
+
+    async def describe_instances(self, tags: dict[str, str],
+                                 properties: bool = False) -> list[instance.Description]:
+        self.calls["describe_instances"] += 1
+        return self.matching(tags)
+
+    def add(self, *, tags: Mapping[str, str], logical_id: str | None = None) -> instance.ID:
+        """Put an instance in place directly (not counted as a provision)."""
+        iid = instance.ID(f"{self.prefix}{next(self._ids):06d}")
+        lid = instance.LogicalID(logical_id) if logical_id is not None else None
+        self.instances[iid] = instance.Description(id=iid, logical_id=lid, tags=dict(tags))
+        return iid
+
+    def vanish(self, *instance_ids: instance.ID) -> None:
+        """Instances die behind the controller's back."""
+        for iid in instance_ids:
+            self.instances.pop(iid, None)
+
+    def matching(self, tags: Mapping[str, str]) -> list[instance.Description]:
+        """The instances carrying every one of ``tags``, by ID."""
+        return [d for iid, d in sorted(self.instances.items())
+                if all(d.tags.get(k) == v for k, v in tags.items())]
+
+    def _get(self, instance_id: instance.ID) -> instance.Description:
+        if instance_id not in self.instances:
+            raise errors.NotFoundError(f"no instance {instance_id!r}", instance=instance_id)
+        return self.instances[instance_id]
+
+
+class FakeFlavorPlugin:
+    """A flavor in memory: vanilla-like Prepare, settable health, recorded drains."""
+
+    def __init__(self, *, clock: FakeClock | None = None, drain_delay: float = 0.0,
+                 default_health: flavor.Health = flavor.Health.HEALTHY) -> None:
+        self.clock = clock
+        self.drain_delay = drain_delay
+        self.default_health = default_health
+        """The verdict for instances not in ``health``."""
+        self.health: dict[str, flavor.Health] = {}
+        """Per-instance verdicts."""
+        self.calls: Counter[str] = Counter()
+        """How often each method was called."""
+        self.prepared: list[tuple[instance.Spec, flavor.Index]] = []
+        """Every Prepare's result and index, in order."""
+        self.drained: list[instance.ID] = []
+        """Every instance whose drain succeeded, in order."""
+        self.draining = 0
+        """Drains in progress now."""
+        self.most_draining = 0
+        """The most drains that were ever in progress at once."""
+        self.fail_drains: set[str] | bool = False
+        """``True``: every drain fails; a set: drains of these IDs fail."""
+        self.invalid: str | None = None
+        """When set, ``validate`` raises ``InvalidError`` with this message."""
+
+    async def validate(self, properties: Any, allocation: flavor.AllocationMethod) -> None:
+        self.calls["validate"] += 1
+        if self.invalid is not None:
+            raise errors.InvalidError(self.invalid)
+
+    async def prepare(self, properties: Any, spec: instance.Spec,
+                      allocation: flavor.AllocationMethod,
+                      index: flavor.Index) -> instance.Spec:
+        self.calls["prepare"] += 1
+        props = properties if isinstance(properties, dict) else {}
+        init = props.get("Init", [])
+        lines = [init] if isinstance(init, str) else [str(line) for line in init]
+        tags = {**spec.tags, **{str(k): str(v) for k, v in (props.get("Tags") or {}).items()}}
+        prepared = spec.model_copy(update={"tags": tags, "init": "\n".join(lines)})
+        self.prepared.append((prepared, index))
+        return prepared
+
+    async def healthy(self, properties: Any, inst: instance.Description) -> flavor.Health:
+        self.calls["healthy"] += 1
+        return self.health.get(inst.id, self.default_health)
+
+    async def drain(self, properties: Any, inst: instance.Description) -> None:
+        self.calls["drain"] += 1
+        self.draining += 1
+        self.most_draining = max(self.most_draining, self.draining)
+        try:
+            if self.clock is not None and self.drain_delay:
+                await self.clock.sleep(self.drain_delay)
+        finally:
+            self.draining -= 1
+        failing = self.fail_drains
+        if failing is True or (isinstance(failing, set) and inst.id in failing):
+            raise errors.TemporaryError(f"fake drain failure of {inst.id}")
+        self.drained.append(inst.id)
