@@ -31,7 +31,11 @@ def methods(objects: dict[str, Any]) -> dispatch.Methods:
 
     async def commit(params: dict[str, Any]) -> Any:
         req = dispatch.parse(group.CommitRequest, params, method="Group.CommitGroup")
-        details = await dispatch.invoke(plugin.commit_group, req.spec, req.pretend)
+        if req.resume is None:
+            details = await dispatch.invoke(plugin.commit_group, req.spec, req.pretend)
+        else:
+            details = await dispatch.invoke(plugin.commit_group, req.spec, req.pretend,
+                                            resume=req.resume)
         return group.CommitResponse(details=details)
 
     def by_id(attribute: str, method: str) -> dispatch.Handler:
@@ -101,9 +105,11 @@ class Client(proxy.Proxy):
 
     interfaces = (group.INTERFACE_1_1, group.INTERFACE)
 
-    async def commit_group(self, spec: group.Spec, pretend: bool) -> str:
+    async def commit_group(self, spec: group.Spec, pretend: bool, *,
+                           resume: Any = None) -> str:
+        """``resume`` (ext): a rolling update's saved state, as wire JSON."""
         answer = await self.call("Group.CommitGroup",
-                                 group.CommitRequest(spec=spec, pretend=pretend),
+                                 group.CommitRequest(spec=spec, pretend=pretend, resume=resume),
                                  group.CommitResponse)
         return answer.details
 

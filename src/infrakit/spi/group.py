@@ -76,6 +76,8 @@ class CommitRequest(Wire):
     """The group to commit."""
     pretend: bool = False
     """Only say what would happen."""
+    resume: Any = omit_if_none()
+    """(ext) A rolling update's saved state for the controller to continue (failover)."""
 
 
 class CommitResponse(Wire):
