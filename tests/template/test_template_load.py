@@ -50,10 +50,27 @@ def test_loads_takes_text_the_caller_read() -> None:
 
 
 @pytest.mark.parametrize(
+    ("kind", "text", "expected"),
+    [("yaml", "a: [1, 2]", {"a": [1, 2]}), ("yaml", '{"a": 1}', {"a": 1}),
+     ("json", '{"a": 1}', {"a": 1})],
+)
+def test_the_syntax_can_be_forced_whatever_the_name(
+    kind: template.loading.Kind, text: str, expected: object
+) -> None:
+    assert template.loads(text, source="input.json", kind=kind) == expected
+
+
+def test_forced_yaml_reports_yaml_errors() -> None:
+    with pytest.raises(errors.UsageError, match=r"^in\.json:2: invalid YAML"):
+        template.loads("a: 1\n  b: 2\n", source="in.json", kind="yaml")
+
+
+@pytest.mark.parametrize(
     ("name", "text", "message"),
     [
         ("bad.json", '{\n  "a": 1,\n  "b": }', r"bad\.json:3: invalid JSON: Expecting value"),
-        ("bad.yaml", "a: 1\nb: [1, 2\nc: 3\n", r"bad\.yaml:3: invalid YAML: while parsing a flow sequence"),
+        ("bad.yaml", "a: 1\nb: [1, 2\nc: 3\n",
+         r"bad\.yaml:3: invalid YAML: while parsing a flow sequence"),
         ("bad.conf", '{\n"a": 1,,\n}', r"bad\.conf:2: invalid JSON"),
         ("bad.conf", "a: 1\n  b: 2\n", r"bad\.conf:2: invalid YAML: mapping values"),
         ("bad.json", '{"a": {{ x }}}', r"bad\.json:1: undefined value: 'x' is undefined"),

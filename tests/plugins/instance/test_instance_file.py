@@ -80,7 +80,7 @@ def test_describe_matches_all_given_tags(
     }
     names = {iid: name for name, iid in made.items()}
 
-    found = plugin.describe_instances(query)
+    found = plugin.describe(query)
 
     assert sorted(names[iid] for iid in ids(found)) == expected
     assert ids(found) == sorted(ids(found))
@@ -89,8 +89,8 @@ def test_describe_matches_all_given_tags(
 def test_properties_are_the_provisioned_spec_and_only_when_asked(plugin: file.Plugin) -> None:
     iid = plugin.provision(spec())
 
-    [plain] = plugin.describe_instances({})
-    [detailed] = plugin.describe_instances({}, properties=True)
+    [plain] = plugin.describe({})
+    [detailed] = plugin.describe({}, properties=True)
 
     assert plain.properties is None
     assert "Properties" not in plain.to_wire()
@@ -104,7 +104,7 @@ def test_any_json_properties_validate_and_provision(plugin: file.Plugin, propert
     plugin.validate(properties)
     iid = plugin.provision(instance.Spec(properties=properties))
 
-    [detailed] = plugin.describe_instances({}, properties=True)
+    [detailed] = plugin.describe({}, properties=True)
     assert detailed.id == iid
     assert detailed.properties["Properties"] == properties
 
@@ -114,7 +114,7 @@ def test_label_merges_tags_and_keeps_the_spec(plugin: file.Plugin) -> None:
 
     plugin.label(iid, {"infrakit.config_sha": "abc", "infrakit.group": "workers"})
 
-    [found] = plugin.describe_instances({"infrakit.group": "workers"})
+    [found] = plugin.describe({"infrakit.group": "workers"})
     assert found.tags == {"infrakit.config_sha": "abc", "infrakit.group": "workers", "tier": "web"}
     record = json.loads((plugin.directory / iid).read_text())
     assert record["Spec"]["Tags"] == {"infrakit.config_sha": "bootstrap", "tier": "web"}
@@ -127,7 +127,7 @@ def test_destroy_removes_the_instance(plugin: file.Plugin) -> None:
 
     plugin.destroy(gone)
 
-    assert ids(plugin.describe_instances({})) == [keep]
+    assert ids(plugin.describe({})) == [keep]
     assert not (plugin.directory / gone).exists()
 
 
@@ -140,6 +140,18 @@ def test_unknown_instance_is_not_found(plugin: file.Plugin, verb: str) -> None:
             plugin.destroy(instance.ID("instance-42"))
 
 
+@pytest.mark.parametrize("verb", ["label", "destroy"])
+def test_a_foreign_file_is_no_instance_and_is_left_alone(plugin: file.Plugin, verb: str) -> None:
+    (plugin.directory / "notes.txt").write_text("my notes")
+
+    with pytest.raises(errors.NotFoundError, match=r"notes\.txt.*not JSON"):
+        if verb == "label":
+            plugin.label(instance.ID("notes.txt"), {"a": "b"})
+        else:
+            plugin.destroy(instance.ID("notes.txt"))
+    assert (plugin.directory / "notes.txt").read_text() == "my notes"
+
+
 @pytest.mark.parametrize("bad", ["", "../etc", "a/b", ".hidden", "x\0y"])
 def test_an_id_that_is_a_path_is_invalid(plugin: file.Plugin, bad: str) -> None:
     with pytest.raises(errors.InvalidError, match="Instance"):
@@ -150,24 +162,24 @@ def test_a_file_deleted_behind_its_back_is_gone_from_the_next_describe(
     plugin: file.Plugin,
 ) -> None:
     first, second = plugin.provision(spec()), plugin.provision(spec())
-    assert len(plugin.describe_instances({})) == 2
+    assert len(plugin.describe({})) == 2
 
     (plugin.directory / first).unlink()
 
-    assert ids(plugin.describe_instances({})) == [second]
+    assert ids(plugin.describe({})) == [second]
 
 
 def test_a_file_added_behind_its_back_shows_in_the_next_describe(plugin: file.Plugin) -> None:
-    assert plugin.describe_instances({}) == []
+    assert plugin.describe({}) == []
     record = {"ID": "instance-7", "LogicalID": None, "Tags": WEB, "Spec": {}}
     (plugin.directory / "instance-7").write_text(json.dumps(record))
 
-    assert ids(plugin.describe_instances(WEB)) == ["instance-7"]
+    assert ids(plugin.describe(WEB)) == ["instance-7"]
 
 
 def test_a_file_edited_in_place_shows_its_new_tags(plugin: file.Plugin) -> None:
     iid = plugin.provision(spec())
-    plugin.describe_instances({})
+    plugin.describe({})
     path = plugin.directory / iid
     record = json.loads(path.read_text())
     record["Tags"]["tier"] = "wab"  # same size: only the content changes
@@ -178,7 +190,7 @@ def test_a_file_edited_in_place_shows_its_new_tags(plugin: file.Plugin) -> None:
     later = path.stat().st_mtime_ns + 10_000_000
     os.utime(path, ns=(later, later))
 
-    [found] = plugin.describe_instances({})
+    [found] = plugin.describe({})
     assert found.tags["tier"] == "wab"
 
 
@@ -190,10 +202,10 @@ def test_a_file_of_the_original_go_plugin_is_read(plugin: file.Plugin) -> None:
             '"Attachments": null\n}\n}')
     (plugin.directory / "instance-5577006791947779410").write_text(text)
 
-    [found] = plugin.describe_instances({"infrakit.group": "workers"})
+    [found] = plugin.describe({"infrakit.group": "workers"})
     assert found.id == "instance-5577006791947779410"
     plugin.label(found.id, {"tier": "web"})
-    assert plugin.describe_instances({"tier": "web"}) == [
+    assert plugin.describe({"tier": "web"}) == [
         found.model_copy(update={"tags": {"infrakit.group": "workers", "tier": "web"}})
     ]
 
@@ -222,7 +234,7 @@ def test_a_corrupt_or_foreign_file_is_skipped_with_one_warning(
 
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
-            assert ids(plugin.describe_instances({})) == [good]
+            assert ids(plugin.describe({})) == [good]
 
     warnings = [record for record in caplog.records if name in record.getMessage()]
     assert len(warnings) == 1
@@ -235,10 +247,10 @@ def test_a_corrupt_file_is_warned_about_again_after_it_changes(
     path = plugin.directory / "instance-9"
     with caplog.at_level(logging.WARNING):
         path.write_text("{broken")
-        plugin.describe_instances({})
+        plugin.describe({})
         path.write_text("{broken again")
-        plugin.describe_instances({})
-        plugin.describe_instances({})
+        plugin.describe({})
+        plugin.describe({})
 
     assert len([r for r in caplog.records if "instance-9" in r.getMessage()]) == 2
 
@@ -246,11 +258,11 @@ def test_a_corrupt_file_is_warned_about_again_after_it_changes(
 def test_a_corrupt_file_that_is_repaired_shows_up(plugin: file.Plugin) -> None:
     path = plugin.directory / "instance-9"
     path.write_text("{broken")
-    assert plugin.describe_instances({}) == []
+    assert plugin.describe({}) == []
 
     path.write_text(json.dumps({"ID": "instance-9", "Tags": WEB}))
 
-    assert ids(plugin.describe_instances({})) == ["instance-9"]
+    assert ids(plugin.describe({})) == ["instance-9"]
 
 
 def test_subdirectories_and_temporary_files_are_ignored(plugin: file.Plugin) -> None:
@@ -258,7 +270,23 @@ def test_subdirectories_and_temporary_files_are_ignored(plugin: file.Plugin) -> 
     (plugin.directory / "subdir").mkdir()
     (plugin.directory / ".instance-1.tmp").write_text("{")
 
-    assert ids(plugin.describe_instances({})) == [iid]
+    assert ids(plugin.describe({})) == [iid]
+
+
+async def test_describe_instances_over_rpc_sees_every_change_at_once(plugin: file.Plugin) -> None:
+    # The coroutine the server calls: answered on the loop while nothing changed.
+    first = plugin.provision(spec())
+    assert ids(await plugin.describe_instances(WEB)) == [first]
+    assert ids(await plugin.describe_instances(WEB)) == [first]
+
+    second = plugin.provision(spec())
+    assert ids(await plugin.describe_instances(WEB)) == sorted([first, second])
+    (plugin.directory / first).unlink()
+    assert ids(await plugin.describe_instances(WEB)) == [second]
+    plugin.label(second, {"tier": "db"})
+    assert await plugin.describe_instances(WEB) == []
+    [detailed] = await plugin.describe_instances({}, properties=True)
+    assert detailed.properties["Init"] == "echo hello"
 
 
 def test_a_new_plugin_on_the_same_directory_sees_existing_instances(
@@ -268,7 +296,7 @@ def test_a_new_plugin_on_the_same_directory_sees_existing_instances(
 
     again = file.Plugin(plugin.directory)
     try:
-        assert ids(again.describe_instances(WEB)) == [iid]
+        assert ids(again.describe(WEB)) == [iid]
     finally:
         again.close()
 
@@ -277,9 +305,9 @@ def test_a_returned_list_can_be_changed_without_touching_the_next_answer(
     plugin: file.Plugin,
 ) -> None:
     plugin.provision(spec())
-    plugin.describe_instances({}).clear()
+    plugin.describe({}).clear()
 
-    assert len(plugin.describe_instances({})) == 1
+    assert len(plugin.describe({})) == 1
 
 
 def test_concurrent_calls_from_threads_are_consistent(plugin: file.Plugin) -> None:
@@ -291,7 +319,7 @@ def test_concurrent_calls_from_threads_are_consistent(plugin: file.Plugin) -> No
             for _ in range(20):
                 iid = plugin.provision(spec())
                 plugin.label(iid, {"done": "yes"})
-                plugin.describe_instances({"done": "yes"})
+                plugin.describe({"done": "yes"})
                 made.append(iid)
         except BaseException as exc:  # surfaced by the assertion below
             failures.append(exc)
@@ -304,7 +332,7 @@ def test_concurrent_calls_from_threads_are_consistent(plugin: file.Plugin) -> No
 
     assert failures == []
     assert len(set(made)) == 160
-    assert sorted(ids(plugin.describe_instances({"done": "yes"}))) == sorted(made)
+    assert sorted(ids(plugin.describe({"done": "yes"}))) == sorted(made)
 
 
 def test_run_serves_the_plugin_on_the_named_socket(

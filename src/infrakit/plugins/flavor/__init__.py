@@ -1,0 +1,1 @@
+"""Reference flavor plugins: ``vanilla`` (init, tags, attachments, health probe) and ``combo``."""

@@ -1,0 +1,136 @@
+"""The ``flavor-combo`` plugin: several flavors applied to one instance, in order.
+
+Served by ``infrakit-flavor-combo --name N`` (see :func:`run`), which reaches the flavors it
+combines over RPC; tests give :class:`Plugin` a resolver returning local flavor objects.
+Properties: ``{"Flavors": [{"Plugin": "flavor-vanilla", "Properties": {...}}, ...]}``.
+
+- Validate validates each flavor; an error names its index (``Properties.Flavors[1]``).
+- Prepare calls each flavor in order with the spec so far, minus its Init and Attachments, so
+  each one contributes only its own: tags are merged (the last flavor wins), Init scripts are
+  joined by newlines (the incoming spec's first), attachments appended.
+- Healthy asks the flavors in order and returns the first answer that is not HEALTHY.
+- Drain drains with every flavor in reverse order (the last one applied is undone first), tries
+  them all even when one fails, then raises the failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pydantic
+
+from infrakit import errors
+from infrakit.plugins import launch, properties
+from infrakit.spi import flavor, instance, plugin
+from infrakit.spi.wire import Wire
+
+Resolver = Callable[[str], flavor.Plugin]
+"""A flavor plugin by name (``flavor-vanilla``, ``flavor-x/type``)."""
+
+
+class Properties(Wire):
+    """The flavors to combine, in order."""
+
+    flavors: list[plugin.Spec] = pydantic.Field(default_factory=list)
+    """Each flavor's plugin name and properties."""
+
+
+class Plugin:
+    """The combo flavor over the flavors ``resolve`` finds (sync or async implementations)."""
+
+    def __init__(self, resolve: Resolver) -> None:
+        self._resolve = resolve
+
+    async def validate(self, properties: Any, allocation: flavor.AllocationMethod) -> None:
+        for number, part in enumerate(_parse(properties).flavors):
+            await _call(self._resolve, part, "validate", part.properties, allocation,
+                        where=number)
+
+    async def prepare(
+        self, properties: Any, spec: instance.Spec, allocation: flavor.AllocationMethod,
+        index: flavor.Index,
+    ) -> instance.Spec:
+        result = spec
+        for number, part in enumerate(_parse(properties).flavors):
+            blank = result.model_copy(update={"init": "", "attachments": None})
+            added: instance.Spec = await _call(
+                self._resolve, part, "prepare", part.properties, blank, allocation, index,
+                where=number,
+            )
+            result = _merge(result, added)
+        return result
+
+    async def healthy(self, properties: Any, inst: instance.Description) -> flavor.Health:
+        for number, part in enumerate(_parse(properties).flavors):
+            answer = await _call(self._resolve, part, "healthy", part.properties, inst,
+                                 where=number)
+            verdict = _health(answer)
+            if verdict != flavor.Health.HEALTHY:
+                return verdict
+        return flavor.Health.HEALTHY
+
+    async def drain(self, properties: Any, inst: instance.Description) -> None:
+        failures: list[errors.InfrakitError] = []
+        parts = list(enumerate(_parse(properties).flavors))
+        for number, part in reversed(parts):
+            try:
+                await _call(self._resolve, part, "drain", part.properties, inst, where=number)
+            except errors.InfrakitError as exc:
+                failures.append(exc)
+        if len(failures) == 1:
+            raise failures[0]
+        if failures:
+            first = failures[0]
+            message = "; ".join(failure.message for failure in failures)
+            raise type(first)(message, **first.data)
+
+
+def _parse(raw: Any) -> Properties:
+    return properties.parse(Properties, raw)
+
+
+def _health(answer: Any) -> flavor.Health:
+    try:
+        return flavor.Health(answer)
+    except ValueError:
+        return flavor.Health.UNKNOWN  # a verdict we do not know is no verdict
+
+
+def _merge(spec: instance.Spec, added: instance.Spec) -> instance.Spec:
+    """One flavor's output over ``spec``: its tags win, its init and attachments follow."""
+    lines = [text for text in (spec.init, added.init) if text]
+    attachments = spec.attachments
+    if added.attachments:
+        attachments = [*(attachments or []), *added.attachments]
+    return added.model_copy(update={
+        "init": "\n".join(lines), "tags": {**spec.tags, **added.tags}, "attachments": attachments,
+    })
+
+
+async def _call(resolve: Resolver, part: plugin.Spec, method: str, *args: Any, where: int) -> Any:
+    """``method`` of the flavor ``part`` names; errors are re-raised naming the flavor."""
+    prefix = f"Properties.Flavors[{where}] ({part.plugin})"
+    try:
+        target = getattr(resolve(part.plugin), method)
+        if inspect.iscoroutinefunction(target):
+            return await target(*args)
+        result = await asyncio.to_thread(target, *args)  # a sync plugin must not block the loop
+        return await result if inspect.isawaitable(result) else result
+    except errors.InfrakitError as exc:
+        raise type(exc)(f"{prefix}: {exc.message}", **exc.data) from exc
+    except Exception as exc:
+        raise errors.PermanentError(f"{prefix}: {type(exc).__name__}: {exc}") from exc
+
+
+def run(argv: list[str] | None = None) -> None:
+    """``infrakit-flavor-combo [--name flavor-combo] [--log 0-5]``."""
+    args = launch.parse(argv, prog="infrakit-flavor-combo", description="Combo flavor plugin",
+                        default_name="flavor-combo")
+
+    # Imported here: the server pulls in aiohttp, which in-process users do not need.
+    from infrakit.rpc import discovery, server
+
+    server.run(args.name, flavor=Plugin(discovery.Plugins().flavor))

@@ -1,0 +1,1 @@
+"""Reference instance plugins: ``file`` (JSON files), ``process`` (local processes)."""

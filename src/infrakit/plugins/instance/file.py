@@ -1,0 +1,213 @@
+"""The ``instance-file`` plugin: each instance is one JSON file in a directory.
+
+Served by ``infrakit-instance-file --dir D --name N`` (see :func:`run`); the group controller
+and the CLI call it over RPC, tests call :class:`Plugin` directly. Deleting a file is how a user
+simulates a dead machine, so every Describe looks at the directory again.
+
+File layout (compatible with InfraKit's own file plugin, which embeds the Description)::
+
+    <dir>/instance-5577006791947779410
+    {"ID": "instance-5577006791947779410", "LogicalID": null,
+     "Tags": {"infrakit.group": "workers"},
+     "Spec": {"Properties": ..., "Tags": ..., "Init": "...", "LogicalID": null,
+              "Attachments": null}}
+
+``Tags`` are the instance's current tags (Label changes them); ``Spec`` is the spec as
+provisioned. Describe with ``properties=True`` returns ``Spec`` as the instance's Properties.
+The file name is the ID; a file whose name differs from its ``ID``, or that is not such a JSON
+object, is foreign and skipped (warned once per version of the file). Names starting with ``.``
+are ours in flight (temporary files of atomic writes) or hidden, and are ignored.
+
+Describe brings :class:`index.Index` up to date first (inotify tells it which files changed;
+without inotify it scans and stats every file) and parses only files whose (inode, mtime, size)
+changed; the answer to a repeated query is reused while nothing changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import pathlib
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from infrakit import errors
+from infrakit.plugins import files, launch
+from infrakit.plugins.instance import index
+from infrakit.spi import instance
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    record: dict[str, Any]
+    """The file's JSON."""
+    description: instance.Description
+    detailed: instance.Description
+    """The description with ``Properties`` (the provisioned spec)."""
+
+
+class Plugin:
+    """An instance plugin over a directory of JSON files.
+
+    Methods are sync and thread-safe (the server runs them in a thread), except
+    ``describe_instances``, a coroutine that answers on the loop when it can.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, watch: bool = True) -> None:
+        """Serve ``directory`` (created 0700 if missing); ``watch=False`` disables inotify."""
+        self._dir = pathlib.Path(directory)
+        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._index = index.Index(self._dir, _parse, watch=watch)
+        # The last answer per query, valid while the index generation is unchanged: the group
+        # controller asks the same question every poll.
+        self._answers: dict[tuple[frozenset[tuple[str, str]], bool],
+                            tuple[int, list[instance.Description]]] = {}
+
+    def close(self) -> None:
+        """Release the inotify descriptor (the object keeps working, by scanning)."""
+        with self._lock:
+            self._index.close()
+
+    @property
+    def directory(self) -> pathlib.Path:
+        return self._dir
+
+    def validate(self, properties: Any) -> None:
+        """Any JSON is acceptable: the original wrote whatever it was given."""
+
+    def provision(self, spec: instance.Spec) -> instance.ID:
+        with self._lock:
+            iid = self._new_id()
+            record = {"ID": iid, "LogicalID": spec.logical_id, "Tags": dict(spec.tags),
+                      "Spec": spec.to_wire()}
+            self._write(iid, record)
+        log.info("provisioned %s", iid)
+        return instance.ID(iid)
+
+    def label(self, instance: instance.ID, labels: dict[str, str]) -> None:
+        target = self._path(instance)
+        with self._lock:
+            record = self._read_record(target, instance)
+            tags = record.get("Tags") or {}
+            record["Tags"] = {**tags, **labels}
+            self._write(instance, record)
+        log.info("labelled %s with %s", instance, labels)
+
+    def destroy(self, instance: instance.ID) -> None:
+        target = self._path(instance)
+        with self._lock:
+            self._read_record(target, instance)  # never delete a file that is not an instance
+            target.unlink(missing_ok=True)
+            self._index.forget(instance)
+        log.info("destroyed %s", instance)
+
+    async def describe_instances(
+        self, tags: dict[str, str], properties: bool = False
+    ) -> list[instance.Description]:
+        """:meth:`describe`, answered on the event loop when nothing changed (the common case:
+        a hop to a worker thread costs more than the whole answer), else in a thread."""
+        if self._lock.acquire(blocking=False):
+            try:
+                if self._index.settled():
+                    answer = self._answers.get(_query(tags, properties))
+                    if answer is not None and answer[0] == self._index.generation:
+                        return list(answer[1])
+            finally:
+                self._lock.release()
+        return await asyncio.to_thread(self.describe, tags, properties=properties)
+
+    def describe(
+        self, tags: dict[str, str], *, properties: bool = False
+    ) -> list[instance.Description]:
+        """The instances carrying every one of ``tags`` (blocking: for threads and tests)."""
+        query = _query(tags, properties)
+        with self._lock:
+            self._index.refresh()
+            generation = self._index.generation
+            answer = self._answers.get(query)
+            if answer is None or answer[0] != generation:
+                if len(self._answers) > 64:
+                    self._answers.clear()  # callers asking ever new questions: stay bounded
+                answer = (generation, self._select(tags, detailed=properties))
+                self._answers[query] = answer
+        return list(answer[1])
+
+    def _select(self, tags: dict[str, str], *, detailed: bool) -> list[instance.Description]:
+        wanted = list(tags.items())
+        found = [
+            parsed.detailed if detailed else parsed.description
+            for parsed in self._index.values()
+            if all(parsed.description.tags.get(key) == value for key, value in wanted)
+        ]
+        found.sort(key=lambda description: description.id)
+        return found
+
+    def _read_record(self, target: pathlib.Path, iid: str) -> dict[str, Any]:
+        """The JSON of instance ``iid``; ``NotFoundError`` when Describe would not list it."""
+        try:
+            return _parse(iid, target.read_bytes()).record
+        except FileNotFoundError:
+            raise errors.NotFoundError(f"no instance {iid!r}", instance=iid) from None
+        except ValueError as exc:
+            raise errors.NotFoundError(f"no instance {iid!r}: {target} is {exc}",
+                                       instance=iid) from None
+        except OSError as exc:
+            raise errors.PermanentError(f"instance {iid!r} cannot be read: {exc}") from None
+
+    def _write(self, iid: str, record: dict[str, Any]) -> None:
+        files.write_atomically(self._dir / iid, json.dumps(record, indent=2).encode())
+
+    def _new_id(self) -> str:
+        while True:
+            # Like the original: "instance-" and a random non-negative int63.
+            iid = f"instance-{secrets.randbits(63)}"
+            if not (self._dir / iid).exists():
+                return iid
+
+    def _path(self, iid: str) -> pathlib.Path:
+        if not isinstance(iid, str) or not iid or "/" in iid or iid.startswith(".") or "\0" in iid:
+            raise errors.InvalidError(f"Instance: {iid!r} is not an instance ID", field="Instance")
+        return self._dir / iid
+
+
+def _query(tags: dict[str, str], properties: bool) -> tuple[frozenset[tuple[str, str]], bool]:
+    return frozenset(tags.items()), properties
+
+
+def _parse(name: str, raw: bytes) -> _Parsed:
+    """A file named ``name`` with contents ``raw``; ``ValueError`` when it is not one of ours."""
+    try:
+        record = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(record, dict) or record.get("ID") != name:
+        raise ValueError("not an instance file (its ID is not its file name)")
+    try:
+        description = instance.Description.from_wire(
+            {"ID": name, "LogicalID": record.get("LogicalID"), "Tags": record.get("Tags")}
+        )
+    except pydantic.ValidationError:
+        raise ValueError("not an instance file (bad LogicalID or Tags)") from None
+    detailed = description.model_copy(update={"properties": record.get("Spec")})
+    return _Parsed(record, description, detailed)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """``infrakit-instance-file [--name instance-file] [--dir D] [--log 0-5]``."""
+    args = launch.parse(argv, prog="infrakit-instance-file", description="File instance plugin",
+                        default_name="instance-file", state=True)
+    plugin = Plugin(args.dir)
+
+    # Imported here: the server pulls in aiohttp, which in-process users do not need.
+    from infrakit.rpc import server
+
+    server.run(args.name, instance=plugin)

@@ -1,0 +1,196 @@
+"""The combo flavor over real vanilla flavors and recording fakes (sync and async)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infrakit import errors
+from infrakit.plugins.flavor import combo, vanilla
+from infrakit.spi import flavor, instance
+
+SIZE_1 = flavor.AllocationMethod(size=1)
+INDEX = flavor.Index(group="g", sequence=7)
+MEMBER = instance.Description(id=instance.ID("instance-1"))
+
+
+class Fixed:
+    """A sync flavor with a fixed health answer that records drains, failing when told to."""
+
+    def __init__(self, name: str, verdict: flavor.Health, log: list[str], *,
+                 fail: errors.InfrakitError | None = None) -> None:
+        self.name, self.verdict, self.log, self.fail = name, verdict, log, fail
+
+    def validate(self, properties: Any, allocation: flavor.AllocationMethod) -> None:
+        if properties == "bad":
+            raise errors.InvalidError("Properties: no good")
+
+    def healthy(self, properties: Any, inst: instance.Description) -> flavor.Health:
+        self.log.append(f"healthy {self.name}")
+        return self.verdict
+
+    def drain(self, properties: Any, inst: instance.Description) -> None:
+        self.log.append(f"drain {self.name}")
+        if self.fail is not None:
+            raise self.fail
+
+
+class Resolver:
+    def __init__(self, **plugins: Any) -> None:
+        self.plugins = plugins
+
+    def __call__(self, name: str) -> Any:
+        if name not in self.plugins:
+            raise errors.PluginNotFound(f"no plugin {name!r}")
+        return self.plugins[name]
+
+
+def flavors(*names: str, properties: Any = None) -> dict[str, Any]:
+    return {"Flavors": [{"Plugin": name, "Properties": properties} for name in names]}
+
+
+async def test_prepare_chains_flavors_in_order() -> None:
+    subject = combo.Plugin(Resolver(a=vanilla.Plugin(), b=vanilla.Plugin()))
+    properties = {"Flavors": [
+        {"Plugin": "a", "Properties": {"Init": ["echo a"], "Tags": {"x": "a", "y": "a"},
+                                       "Attachments": [{"ID": "vol-a"}]}},
+        {"Plugin": "b", "Properties": {"Init": ["echo b1", "echo b2"], "Tags": {"y": "b"},
+                                       "Attachments": [{"ID": "vol-b"}]}},
+    ]}
+    spec = instance.Spec(init="boot", tags={"infrakit.group": "g", "x": "spec"},
+                         attachments=[instance.Attachment(id="eth0")],
+                         properties={"Note": "v1"})
+
+    prepared = await subject.prepare(properties, spec, SIZE_1, INDEX)
+
+    assert prepared.init == "boot\necho a\necho b1\necho b2"
+    assert prepared.tags == {"infrakit.group": "g", "x": "a", "y": "b"}
+    assert [a.id for a in prepared.attachments or []] == ["eth0", "vol-a", "vol-b"]
+    assert prepared.properties == {"Note": "v1"}
+
+
+async def test_each_flavor_sees_the_tags_of_the_ones_before() -> None:
+    subject = combo.Plugin(Resolver(a=vanilla.Plugin(), b=vanilla.Plugin()))
+    properties = {"Flavors": [
+        {"Plugin": "a", "Properties": {"Tags": {"port": "{{ 8000 + index.Sequence }}"}}},
+        {"Plugin": "b", "Properties": {"Init": ["serve {{ spec.Tags.port }}"]}},
+    ]}
+
+    prepared = await subject.prepare(properties, instance.Spec(), SIZE_1, INDEX)
+
+    assert prepared.init == "serve 8007"
+
+
+async def test_no_flavors_leave_the_spec_alone() -> None:
+    spec = instance.Spec(init="boot", tags={"a": "b"})
+
+    assert await combo.Plugin(Resolver()).prepare({"Flavors": []}, spec, SIZE_1, INDEX) == spec
+
+
+@pytest.mark.parametrize(
+    ("properties", "error", "message"),
+    [
+        ({"Flavors": [{"Plugin": "a"}, {"Plugin": "a", "Properties": {"Init": "x"}}]},
+         errors.InvalidError,
+         r"^Properties\.Flavors\[1\] \(a\): Properties\.Init: expected a list"),
+        ({"Flavors": [{"Plugin": "fixed", "Properties": "bad"}]},
+         errors.InvalidError, r"^Properties\.Flavors\[0\] \(fixed\): Properties: no good"),
+        ({"Flavors": [{"Plugin": "nope"}]},
+         errors.PluginNotFound, r"^Properties\.Flavors\[0\] \(nope\): no plugin 'nope'"),
+        ({"Flavors": [{"Properties": {}}]}, errors.InvalidError,
+         r"^Properties\.Flavors\[0\]\.Plugin: required"),
+        ({"Flavors": {"Plugin": "a"}}, errors.InvalidError,
+         r"^Properties\.Flavors: expected a list"),
+    ],
+)
+async def test_validate_names_the_failing_flavor(
+    properties: Any, error: type[errors.InfrakitError], message: str
+) -> None:
+    fixed = Fixed("f", flavor.Health.HEALTHY, [])
+    subject = combo.Plugin(Resolver(a=vanilla.Plugin(), fixed=fixed))
+
+    with pytest.raises(error, match=message):
+        await subject.validate(properties, SIZE_1)
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "expected", "asked"),
+    [
+        ([1, 1, 1], flavor.Health.HEALTHY, 3),
+        ([1, 0, 2], flavor.Health.UNKNOWN, 2),
+        ([2, 0, 1], flavor.Health.UNHEALTHY, 1),
+        ([1, 1, 2], flavor.Health.UNHEALTHY, 3),
+    ],
+)
+async def test_healthy_is_the_first_answer_that_is_not_healthy(
+    verdicts: list[int], expected: flavor.Health, asked: int
+) -> None:
+    log: list[str] = []
+    names = [f"f{number}" for number in range(len(verdicts))]
+    pairs = zip(names, verdicts, strict=True)
+    resolver = Resolver(**{name: Fixed(name, flavor.Health(code), log) for name, code in pairs})
+
+    assert await combo.Plugin(resolver).healthy(flavors(*names), MEMBER) == expected
+    assert log == [f"healthy {name}" for name in names[:asked]]
+
+
+async def test_healthy_works_with_async_flavors() -> None:
+    resolver = Resolver(a=vanilla.Plugin(), b=vanilla.Plugin())
+
+    assert await combo.Plugin(resolver).healthy(flavors("a", "b"), MEMBER) == flavor.Health.HEALTHY
+
+
+async def test_drain_drains_every_flavor_in_reverse_order() -> None:
+    log: list[str] = []
+    resolver = Resolver(**{name: Fixed(name, flavor.Health.HEALTHY, log) for name in "abc"})
+
+    await combo.Plugin(resolver).drain(flavors("a", "b", "c"), MEMBER)
+
+    assert log == ["drain c", "drain b", "drain a"]
+
+
+async def test_a_failed_drain_does_not_stop_the_others_and_is_raised() -> None:
+    log: list[str] = []
+    resolver = Resolver(
+        a=Fixed("a", flavor.Health.HEALTHY, log),
+        b=Fixed("b", flavor.Health.HEALTHY, log, fail=errors.TemporaryError("busy", delay=5)),
+        c=Fixed("c", flavor.Health.HEALTHY, log),
+    )
+
+    busy = r"^Properties\.Flavors\[1\] \(b\): busy"
+    with pytest.raises(errors.TemporaryError, match=busy) as got:
+        await combo.Plugin(resolver).drain(flavors("a", "b", "c"), MEMBER)
+
+    assert log == ["drain c", "drain b", "drain a"]
+    assert got.value.delay == 5
+
+
+async def test_several_failed_drains_are_reported_together() -> None:
+    log: list[str] = []
+    resolver = Resolver(
+        a=Fixed("a", flavor.Health.HEALTHY, log, fail=errors.PermanentError("stuck")),
+        b=Fixed("b", flavor.Health.HEALTHY, log, fail=errors.PermanentError("gone")),
+    )
+
+    with pytest.raises(errors.PermanentError) as got:
+        await combo.Plugin(resolver).drain(flavors("a", "b"), MEMBER)
+
+    assert got.value.message == "Properties.Flavors[1] (b): gone; Properties.Flavors[0] (a): stuck"
+
+
+async def test_an_unexpected_exception_in_a_flavor_becomes_a_permanent_error() -> None:
+    class Broken:
+        def drain(self, properties: Any, inst: instance.Description) -> None:
+            raise KeyError("oops")
+
+    with pytest.raises(errors.PermanentError, match=r"\(x\): KeyError: 'oops'"):
+        await combo.Plugin(Resolver(x=Broken())).drain(flavors("x"), MEMBER)
+
+
+def test_run_resolves_flavors_through_discovery(served: list[tuple[str, dict[str, Any]]]) -> None:
+    combo.run([])
+
+    [(name, kwargs)] = served
+    assert name == "flavor-combo"
+    assert kwargs["flavor"]._resolve("flavor-vanilla") == "flavor:flavor-vanilla"
