@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import pathlib
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -173,3 +176,38 @@ async def test_plugin_processes_serve_under_their_names_and_stop_cleanly(
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=10) == 0
         assert not (plugins_dir / name).exists()
+
+
+class WakeRecorder:
+    """A group plugin that only records Group.Wake."""
+
+    def __init__(self) -> None:
+        self.woken = asyncio.Event()
+
+    async def inspect_groups(self) -> list[Any]:
+        return []
+
+    async def wake(self, gid: str | None) -> None:
+        self.woken.set()
+
+
+async def test_instance_process_wakes_the_group_plugin_when_an_instance_dies(
+    plugins_dir: pathlib.Path, plugins: discovery.Plugins, tmp_path: pathlib.Path,
+    started: list[subprocess.Popen[bytes]],
+) -> None:
+    recorder = WakeRecorder()
+    async with server.Server("g", group=recorder, plugins_dir=plugins_dir):
+        child = start(started, plugins_dir, "infrakit.plugins.instance.process",
+                      "--name", "procs", "--dir", str(tmp_path / "procs"), "--notify", "g")
+        wait_live(plugins_dir / "procs", child)
+        remote = plugins.instance("procs")
+        iid = await remote.provision(instance.Spec(init="exec sleep 1000"))
+        assert iid is not None
+        pid = json.loads((tmp_path / "procs" / f"{iid}.json").read_text())["Pid"]
+        try:
+            assert not recorder.woken.is_set()
+            os.kill(pid, signal.SIGKILL)
+            await asyncio.wait_for(recorder.woken.wait(), timeout=20)
+        finally:
+            with contextlib.suppress(errors.NotFoundError):
+                await remote.destroy(iid)

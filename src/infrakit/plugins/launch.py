@@ -17,7 +17,7 @@ _LEVELS = {0: logging.CRITICAL, 1: logging.CRITICAL, 2: logging.ERROR, 3: loggin
 
 
 def parse(argv: list[str] | None, *, prog: str, description: str, default_name: str,
-          state: bool = False) -> argparse.Namespace:
+          state: bool = False, notify: bool = False) -> argparse.Namespace:
     """Parse a plugin's flags (``--name``, ``--log``, and ``--dir`` when it keeps ``state``),
     then configure logging; ``args.dir`` defaults to :func:`state_dir` of ``default_name``."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
@@ -29,6 +29,10 @@ def parse(argv: list[str] | None, *, prog: str, description: str, default_name: 
         parser.add_argument("--dir", type=pathlib.Path, default=state_dir(default_name),
                             help=f"state directory (default $INFRAKIT_HOME/{default_name} or "
                                  f"~/.infrakit/{default_name})")
+    if notify:
+        parser.add_argument("--notify", default="", metavar="GROUP",
+                            help="group plugin to wake (Group.Wake) when an instance changes "
+                                 "on its own (default: none; polling finds it)")
     args = parser.parse_args(argv)
     configure_logging(args.log)
     return args
