@@ -225,6 +225,8 @@ def test_a_pid_file_naming_another_process_is_never_signalled(
         plugins_dir: pathlib.Path, reaper: list[int]) -> None:
     [started] = launch.start(["mem"], {"mem": memory_rule("mem", plugins_dir)},
                              plugins_dir=plugins_dir)
+    assert started.pid is not None
+    reaper.append(started.pid)  # its pid file is about to lie about it
     bystander = subprocess.Popen(["sleep", "30"])
     reaper.append(bystander.pid)
     (plugins_dir / "mem.pid").write_text(f"{bystander.pid}\n")
@@ -233,7 +235,7 @@ def test_a_pid_file_naming_another_process_is_never_signalled(
     assert refused.message == (f"mem: pid {bystander.pid} (from {plugins_dir}/mem.pid) does not "
                                f"serve {plugins_dir}/mem; not signalling it")
     assert bystander.poll() is None
-    assert started.pid is not None and alive(started.pid)
+    assert alive(started.pid)
     bystander.kill()
     bystander.wait()
 

@@ -76,6 +76,9 @@ def find(name: str, directory: pathlib.Path | None = None) -> pathlib.Path:
         is_socket = stat.S_ISSOCK(os.lstat(path).st_mode)
     except FileNotFoundError:
         is_socket = False
+    except OSError as exc:  # e.g. permission denied on the plugins dir
+        raise errors.UsageError(
+            f"cannot look up plugin {lookup!r} in {directory}: {exc.strerror or exc}") from None
     if not is_socket:
         raise errors.PluginNotFound(
             f"plugin {lookup!r} not found: no socket {path} (is it running? "

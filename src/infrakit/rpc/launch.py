@@ -33,7 +33,7 @@ from typing import Any
 import pydantic
 from pydantic import Field
 
-from infrakit import errors
+from infrakit import durations, errors
 from infrakit.rpc import discovery, sockets, sync
 from infrakit.spi import handshake
 from infrakit.spi.wire import Wire
@@ -43,6 +43,8 @@ READY_TIMEOUT = 10.0
 """Seconds a started plugin has to answer on its socket."""
 STOP_TIMEOUT = 5.0
 """Seconds a plugin has to exit after SIGTERM before it gets SIGKILL."""
+PID_GRACE = 1.0
+"""Seconds an answering plugin has to write its pid file (peers that never do still start)."""
 LOG_TAIL = 10
 """Lines of a failed plugin's log quoted in the error."""
 _POLL = 0.05
@@ -199,7 +201,8 @@ def _spawn(name: str, rules: dict[str, Rule], *, plugins_dir: pathlib.Path,
         argv, new_session = _command(name, rules, source=source)
         log_path = plugins_dir / f"{name}.log"
         env = {**os.environ, "INFRAKIT_PLUGINS_DIR": str(plugins_dir)}
-        with open(log_path, "wb") as log_file:
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(log_fd, "wb") as log_file:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,
                                        stderr=subprocess.STDOUT, env=env,
                                        start_new_session=new_session)
@@ -237,7 +240,7 @@ def _await_ready(pending: list[Outcome], *, plugins_dir: pathlib.Path, timeout: 
             for outcome in waiting:
                 _give_up(outcome, plugins_dir=plugins_dir,
                          reason=f"did not answer on {plugins_dir / outcome.name} "
-                                f"within {timeout:g}s")
+                                f"within {durations.format_duration(timeout)}")
             return
         if waiting:
             time.sleep(_POLL)
@@ -249,9 +252,9 @@ def _check_started(outcome: Outcome, *, plugins_dir: pathlib.Path) -> bool:
     assert process is not None
     path = plugins_dir / outcome.name
     if _is_socket(path) and _answers(path):
-        outcome.pid = sockets.read_pid(path)
+        outcome.pid = _pid_soon(path)
         log = plugins_dir / f"{outcome.name}.log"
-        outcome.message = f"{outcome.name} started (pid {outcome.pid or process.pid}, log {log})"
+        outcome.message = f"{outcome.name} started (pid {outcome.pid or 'unknown'}, log {log})"
         return True
     status = process.poll()
     if status is not None and status != 0:
@@ -260,6 +263,14 @@ def _check_started(outcome: Outcome, *, plugins_dir: pathlib.Path) -> bool:
                  reason=f"exited with status {status} before answering")
         return True
     return False
+
+
+def _pid_soon(path: pathlib.Path) -> int | None:
+    """The pid file's pid: a plugin writes it just after it starts answering."""
+    deadline = time.monotonic() + PID_GRACE
+    while (pid := sockets.read_pid(path)) is None and time.monotonic() < deadline:
+        time.sleep(_POLL / 5)
+    return pid
 
 
 def _answers(path: pathlib.Path) -> bool:
@@ -309,7 +320,7 @@ def _tail(log: pathlib.Path) -> str:
 def hold(started: Sequence[Outcome], *, plugins_dir: pathlib.Path,
          timeout: float = STOP_TIMEOUT) -> list[Outcome]:
     """Block until SIGINT/SIGTERM (or until every started plugin is gone), then stop them."""
-    ours = [o for o in started if o.ok and o.process is not None]
+    ours = _launched(started)
     interrupted = threading.Event()
     previous = {signum: signal.signal(signum, lambda *_: interrupted.set())
                 for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -320,15 +331,26 @@ def hold(started: Sequence[Outcome], *, plugins_dir: pathlib.Path,
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    return release(started, plugins_dir=plugins_dir, timeout=timeout)
+
+
+def release(started: Sequence[Outcome], *, plugins_dir: pathlib.Path,
+            timeout: float = STOP_TIMEOUT) -> list[Outcome]:
+    """Stop the plugins ``start`` launched (not those it found running); reap their shells."""
+    ours = _launched(started)
     results = stop([o.name for o in ours if _is_socket(plugins_dir / o.name)],
                    plugins_dir=plugins_dir, timeout=timeout)
     for outcome in ours:
         assert outcome.process is not None
         try:
-            outcome.process.wait(timeout=timeout)  # reap the shell we spawned
+            outcome.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_spawned(outcome.process, plugins_dir / outcome.name)
     return results
+
+
+def _launched(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    return [o for o in outcomes if o.ok and o.process is not None]
 
 
 # Stopping -------------------------------------------------------------------------------
@@ -351,10 +373,9 @@ def _stop_one(name: str, *, plugins_dir: pathlib.Path, timeout: float) -> Outcom
         pid = _verified_pid(name, path)
     except errors.InfrakitError as exc:
         return _failed(name, exc)
-    try:
+    # It may exit between the check and the signal: stopped all the same.
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass  # it exited between the check and the signal: stopped all the same
     if _wait_gone(pid, timeout):
         return Outcome(name=name, pid=pid, message=f"{name} stopped (pid {pid})")
     with contextlib.suppress(ProcessLookupError):
@@ -362,7 +383,8 @@ def _stop_one(name: str, *, plugins_dir: pathlib.Path, timeout: float) -> Outcom
     _wait_gone(pid, timeout)
     _remove_leftovers(path)
     return Outcome(name=name, pid=pid,
-                   message=f"{name} killed (pid {pid}): it did not exit within {timeout:g}s "
+                   message=f"{name} killed (pid {pid}): it did not exit within "
+                           f"{durations.format_duration(timeout)} "
                            "of SIGTERM")
 
 

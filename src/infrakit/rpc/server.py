@@ -94,17 +94,21 @@ class Server:
         sockets.ensure_dir(self.directory)
         path = sockets.socket_path(self.directory, self.name)
         sockets.claim(path)
+        # The pid file first: whoever sees the socket answer can read who answers.
+        sockets.write_pid(path)
         # aiohttp's low-level server: no router or middleware on the hot path.
         self._http = web.Server(self._handle, access_log=None)
         old_umask = os.umask(0o177)
         try:
             self._listener = await asyncio.get_running_loop().create_unix_server(
                 self._http, str(path))
+        except OSError as exc:
+            sockets.pid_path(path).unlink(missing_ok=True)
+            raise errors.UsageError(f"cannot listen at {path}: {exc.strerror}") from None
         finally:
             os.umask(old_umask)
         os.chmod(path, 0o600)
         self._inode = os.lstat(path).st_ino
-        sockets.write_pid(path)
         self.path = path
         log.info("plugin %s listening at %s (%s)", self.name, path,
                  ", ".join(api.key() for api in self.apis))

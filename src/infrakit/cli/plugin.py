@@ -1,0 +1,108 @@
+"""``infrakit plugin ls|start|stop``: the plugins in the plugins dir, as processes.
+
+The work is in ``infrakit.rpc.launch``; these commands print its outcomes, one line per
+plugin (failures on stderr), and exit with the first failure's code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+
+from infrakit.cli import options, render
+from infrakit.rpc import discovery, launch
+
+LS_WIDTHS = (20, 50)
+NO_ANSWER = "(no answer)"
+
+
+@click.command("ls")
+@options.quiet
+@options.output()
+def ls(quiet: bool, output: str) -> None:
+    """One row per plugin and interface it serves: INTERFACE, LISTEN, NAME."""
+    rows = launch.listing(discovery.plugins_dir())
+    if output != "table":
+        render.document([_listing_wire(row) for row in rows], output)
+        return
+    cells = [[row.interface or NO_ANSWER, str(row.listen), row.name] for row in rows]
+    render.table(["INTERFACE", "LISTEN", "NAME"], cells, widths=LS_WIDTHS, quiet=quiet, sep="")
+    for row in rows:
+        if row.error is not None:
+            click.echo(f"infrakit: plugin {row.name} does not answer: {row.error}", err=True)
+
+
+def _listing_wire(row: launch.Listing) -> dict[str, str | None]:
+    data: dict[str, str | None] = {"Interface": row.interface, "Listen": str(row.listen),
+                                   "Name": row.name}
+    if row.error is not None:
+        data["Error"] = row.error
+    return data
+
+
+@click.command("start")
+@click.option("--config-url", default=None, metavar="URL",
+              help="The launch config (JSON or YAML, rendered with Jinja2): a list of "
+                   '{"Plugin": NAME, "Launch": {"os": {"Cmd": "...", "SamePgID": false}}}. '
+                   "Names it lacks start from the 'infrakit.plugins' entry points.")
+@click.option("--exec", "executor", type=click.Choice(["os"]), default="os", show_default=True,
+              help="How to start plugins: os processes.")
+@click.option("-w", "--wait", is_flag=True,
+              help="Stay in the foreground; on Ctrl-C or SIGTERM stop the plugins started.")
+@click.option("--timeout", type=options.DURATION, default="10s", show_default=True,
+              help="How long each plugin has to answer on its socket.")
+@click.option("--stop-timeout", type=options.DURATION, default="5s", show_default=True,
+              help="With --wait: how long a plugin has to exit before SIGKILL.")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def start(ctx: click.Context, config_url: str | None, executor: str, wait: bool,
+          timeout: float, stop_timeout: float, names: tuple[str, ...]) -> None:
+    """Start the named plugins and wait until each answers on its socket."""
+    directory = discovery.plugins_dir()
+    rules = launch.load_config(config_url) if config_url else {}
+    outcomes = launch.start(names, rules, plugins_dir=directory, timeout=timeout,
+                            config_source=config_url)
+    code = _report(outcomes)
+    if wait and code == 0:
+        click.echo("Plugins running; Ctrl-C (or SIGTERM) stops them.", err=True)
+        code = _report(launch.hold(outcomes, plugins_dir=directory, timeout=stop_timeout))
+    elif wait:  # one failed: the others were meant to live only as long as this command
+        _report(launch.release(outcomes, plugins_dir=directory, timeout=stop_timeout))
+    ctx.exit(code)
+
+
+@click.command("stop")
+@click.option("--all", "stop_all", is_flag=True, help="Stop every plugin in the plugins dir.")
+@click.option("--timeout", type=options.DURATION, default="5s", show_default=True,
+              help="How long a plugin has to exit after SIGTERM before SIGKILL.")
+@click.argument("names", nargs=-1)
+@click.pass_context
+def stop(ctx: click.Context, stop_all: bool, timeout: float, names: tuple[str, ...]) -> None:
+    """Stop the named plugins (SIGTERM to the pid in NAME.pid, checked first)."""
+    directory = discovery.plugins_dir()
+    if not names and not stop_all:
+        raise click.UsageError("name the plugins to stop, or use --all")
+    targets = launch.running(directory) if stop_all else list(names)
+    ctx.exit(_report(launch.stop(targets, plugins_dir=directory, timeout=timeout)))
+
+
+def _report(outcomes: Sequence[launch.Outcome]) -> int:
+    """Print each outcome; the exit code of the first failure (0 when none failed)."""
+    code = 0
+    for outcome in outcomes:
+        if outcome.error is None:
+            render.line(outcome.message)
+            continue
+        click.echo(f"infrakit: {outcome.error.message}", err=True)
+        code = code or outcome.error.exit_code
+    return code
+
+
+@click.group("plugin")
+def command() -> None:
+    """List, start and stop plugins."""
+
+
+for _verb in (ls, start, stop):
+    command.add_command(_verb)

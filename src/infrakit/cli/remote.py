@@ -1,0 +1,74 @@
+"""The plugin a command talks to: found by name in the plugins dir, called with the sync client.
+
+Commands put a :class:`Target` in their click context (the named form ``--name P`` and the
+dynamic form ``infrakit P verb`` alike); verbs find it with :func:`target` and call through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TypeVar
+
+import click
+import pydantic
+
+from infrakit import errors
+from infrakit.cli import options
+from infrakit.rpc import discovery, sync
+from infrakit.spi import handshake
+from infrakit.spi.wire import Wire
+
+W = TypeVar("W", bound=Wire)
+
+
+@dataclasses.dataclass
+class Target:
+    """One plugin (``name`` or ``name/type``), connected on first use."""
+
+    name: str
+    timeout: float = 30.0
+    _client: sync.Client | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def type_name(self) -> str:
+        """The Type sent with Instance and Flavor calls (``""``: the default object)."""
+        return discovery.Name.parse(self.name).type
+
+    def client(self) -> sync.Client:
+        if self._client is None:
+            lookup = discovery.Name.parse(self.name).lookup
+            self._client = sync.Client(discovery.find(self.name), name=lookup,
+                                       timeout=self.timeout)
+        return self._client
+
+    def implements(self) -> list[handshake.Interface]:
+        return self.client().implements()
+
+    def call(self, method: str, request: Wire, answer: type[W], *,
+             needs: tuple[handshake.Interface, ...]) -> W:
+        """Check the handshake, call ``method``, parse its result as ``answer``."""
+        client = self.client()
+        client.require(*needs)
+        result = client.call(method, request.to_wire())
+        try:
+            return answer.from_wire(result)
+        except pydantic.ValidationError as exc:
+            raise errors.ProtocolError(
+                f"{client.name}: malformed result of {method}: "
+                f"{exc.errors(include_url=False)[:3]}", plugin=client.name) from None
+
+
+def target(ctx: click.Context) -> Target:
+    """The plugin the enclosing command group chose."""
+    found = ctx.find_object(Target)
+    if found is None:  # a verb used outside a plugin group: a wiring bug, not user error
+        raise RuntimeError("no plugin target in the click context")
+    return found
+
+
+def bind(ctx: click.Context, name: str) -> Target:
+    """Make plugin ``name`` the target of the commands under ``ctx``."""
+    settings = ctx.find_object(options.Settings) or options.Settings()
+    bound = Target(name, timeout=settings.timeout)
+    ctx.obj = bound
+    return bound
