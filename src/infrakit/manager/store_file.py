@@ -11,16 +11,14 @@ follows (corrupt input, last good document, ``force``, leadership) are in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pydantic
 
-from infrakit import errors
+from infrakit import errors, files
 from infrakit.manager import store
 from infrakit.spi import group
 
@@ -34,23 +32,7 @@ _T = TypeVar("_T")
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new content."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    # The rename is durable only once the directory entry is.
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    files.write_atomically(path, data)
 
 
 def read(path: Path, adapter: pydantic.TypeAdapter[_T], empty: _T) -> _T:

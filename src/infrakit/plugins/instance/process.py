@@ -44,8 +44,8 @@ from typing import Any
 import pydantic
 from pydantic import Field
 
-from infrakit import durations, errors
-from infrakit.plugins import environment, files, launch, properties
+from infrakit import durations, errors, files
+from infrakit.plugins import environment, launch, properties
 from infrakit.plugins.instance import pidwatch, proctable
 from infrakit.spi import instance
 from infrakit.spi.wire import Tags, Wire
