@@ -5,9 +5,11 @@ from __future__ import annotations
 import pathlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
+from infrakit.rpc import discovery
 
 
 @pytest.fixture
@@ -20,3 +22,13 @@ def plugins_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[pathlib.Path]:
         yield directory
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+async def plugins(plugins_dir: pathlib.Path) -> AsyncIterator[discovery.Plugins]:
+    """Typed RPC clients for the plugins in ``plugins_dir``, closed at the end."""
+    found = discovery.Plugins(plugins_dir)
+    try:
+        yield found
+    finally:
+        await found.close()

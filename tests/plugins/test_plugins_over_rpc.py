@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,15 +34,6 @@ PREPARE_RESULT = json.loads(
     '"rsfonnrfmaykaiytaj26ud5ixjk7m4rd","infrakit.group":"workers","tier":"web"},'
     '"Init":"echo hello","LogicalID":null,"Attachments":null}}'
 )
-
-
-@pytest.fixture
-async def plugins(plugins_dir: pathlib.Path) -> AsyncIterator[discovery.Plugins]:
-    found = discovery.Plugins(plugins_dir)
-    try:
-        yield found
-    finally:
-        await found.close()
 
 
 async def test_instance_file_round_trip(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,15 +10,6 @@ import pytest
 from infrakit import errors
 from infrakit.rpc import discovery, server
 from infrakit.spi import flavor, group, instance
-
-
-@pytest.fixture
-async def plugins(plugins_dir: pathlib.Path) -> AsyncIterator[discovery.Plugins]:
-    found = discovery.Plugins(plugins_dir)
-    try:
-        yield found
-    finally:
-        await found.close()
 
 
 async def test_instance_methods_round_trip(served: server.Server,

@@ -75,15 +75,7 @@ class Client:
     async def require(self, *wanted: handshake.Interface) -> handshake.Interface:
         """The first of ``wanted`` that the plugin implements, else ``HandshakeError``."""
         offered = await self.implements()
-        for interface in wanted:
-            if interface in offered:
-                return interface
-        raise errors.HandshakeError(
-            f"plugin {self.name!r} does not implement "
-            f"{' or '.join(i.key() for i in wanted)}; it offers "
-            f"{', '.join(i.key() for i in offered) or 'nothing'}",
-            plugin=self.name,
-        )
+        return handshake.choose(offered, wanted, plugin=self.name)
 
     async def close(self) -> None:
         if self._pool is not None:

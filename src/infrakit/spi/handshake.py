@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from infrakit import errors
 from infrakit.spi.wire import Wire
 
 
@@ -32,3 +33,15 @@ class ImplementsResponse(Wire):
 class TypesResponse(Wire):
     types: dict[str, list[str]] = Field(default_factory=dict)
     """``Name/Version`` → the sub-types served (``"."`` for the default object)."""
+
+
+def choose(offered: list[Interface], wanted: tuple[Interface, ...], *,
+           plugin: str) -> Interface:
+    """The first of ``wanted`` that ``plugin`` offers, else ``HandshakeError`` naming the plugin,
+    what was wanted and what it offers."""
+    for interface in wanted:
+        if interface in offered:
+            return interface
+    raise errors.HandshakeError(
+        f"plugin {plugin!r} does not implement {' or '.join(i.key() for i in wanted)}; "
+        f"it offers {', '.join(i.key() for i in offered) or 'nothing'}", plugin=plugin)
