@@ -47,7 +47,8 @@ def test_help_lists_plugins_without_calling_them(cli: Any, counted: list[str],
     assert result.exit_code == 0
     listed = [line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines()
               if line.strip()]
-    assert listed == ["flavor", "group", "instance", "plugin", "version", "dead", "flavor-fake",
+    assert listed == ["flavor", "group", "instance", "manager", "plugin", "up", "version", "dead",
+                      "flavor-fake",
                       "group-fake", "instance-fake"]
     assert counted == []
 

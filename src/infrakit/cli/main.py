@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from infrakit import errors
-from infrakit.cli import dynamic, flavor, group, instance, options, plugin, render
+from infrakit.cli import dynamic, flavor, group, instance, manager, options, plugin, render, up
 from infrakit.plugins import launch as plugin_launch
 from infrakit.rpc import discovery
 
@@ -126,6 +126,8 @@ def version(output: str) -> None:
 
 for _command in (plugin.command, group.command, instance.command, flavor.command):
     cli.add_command(_command)
+cli.add_command(manager.command)
+cli.add_command(up.command)
 
 
 def main() -> None:

@@ -143,7 +143,9 @@ def decode(raw: bytes, adapter: pydantic.TypeAdapter[_T], *, source: str) -> _T:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        what = "truncated JSON" if e.pos >= len(text.rstrip()) else "bad JSON"
+        # Cut short: the parser ran off the end, or a string was never closed.
+        cut = e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string")
+        what = "truncated JSON" if cut else "bad JSON"
         raise corrupt(source, f"{what}: {e.msg} at line {e.lineno} column {e.colno}") from e
     try:
         return adapter.validate_python(data)
