@@ -2,8 +2,10 @@
 
 Act 1 (passive use): start the reference plugins as processes on unix sockets, list them,
 provision, describe and destroy instances by hand.
-Act 2 (active use): a group of three local web servers that heals after `kill -9` and rolls
-to a new version, shown live.
+Act 2 (active use): `infrakit up` runs a manager, the group controller and the plugins in one
+supervised process tree; its group of three local web servers heals after `kill -9` and
+rolls to a new version, shown live; stopped and started again, the manager takes the running
+group over from its store.
 
 Every command shown is run for real; everything started is stopped at the end, also on
 Ctrl-C or failure.
@@ -16,6 +18,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -102,6 +105,10 @@ def pid_of(logical_id: int, home: pathlib.Path) -> int:
     raise SystemExit(f"demo: no process for port {logical_id}")
 
 
+UPS: list[subprocess.Popen[str]] = []
+"""`infrakit up` processes the demo started; stopped by pid at the end."""
+
+
 @contextlib.contextmanager
 def sandbox() -> Iterator[pathlib.Path]:
     home = pathlib.Path(tempfile.mkdtemp(prefix="infrakit-demo-"))
@@ -111,15 +118,41 @@ def sandbox() -> Iterator[pathlib.Path]:
         yield home
     finally:
         subprocess.run(["infrakit", "group", "destroy", "web"], capture_output=True)
+        for up in UPS:
+            stop_up(up)
         subprocess.run(["infrakit", "plugin", "stop", "--all"], capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def start_up(env: dict[str, str]) -> subprocess.Popen[str]:
+    """`infrakit up examples/up.yml` in the background, once its manager answers."""
+    print("$ infrakit up up.yml &", flush=True)
+    up = subprocess.Popen(["infrakit", "up", "up.yml"], cwd=HERE, text=True,
+                          env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    UPS.append(up)
+    deadline = time.monotonic() + 30
+    while subprocess.run(["infrakit", "group", "ls", "-q"], capture_output=True).returncode:
+        if up.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("demo: `infrakit up` did not come up")
+        time.sleep(0.2)
+    return up
+
+
+def stop_up(up: subprocess.Popen[str]) -> None:
+    if up.poll() is None:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
 
 
 def act_one(home: pathlib.Path) -> None:
     launch = f"file://{HERE / 'plugins.yml'}"
     say("Act 1 - plugins are processes on unix sockets; use them by hand")
-    run("infrakit", "plugin", "start", "--config-url", launch,
-        "instance-file", "instance-process", "flavor-vanilla", "group")
+    run("infrakit", "plugin", "start", "--config-url", launch, "instance-file", "flavor-vanilla")
     run("infrakit", "plugin", "ls")
     spec = home / "spec.yml"
     spec.write_text("Properties: {Note: hello}\nTags: {tier: web, owner: demo}\nInit: echo hi\n")
@@ -128,14 +161,15 @@ def act_one(home: pathlib.Path) -> None:
     run("infrakit", "instance", "--name", "instance-file", "describe", "--tags", "tier=web")
     run("infrakit", "instance", "--name", "instance-file", "destroy", new_id)
     run("infrakit", "instance-file", "describe", "-q")
+    run("infrakit", "plugin", "stop", "--all")
 
 
 def act_two(home: pathlib.Path) -> None:
     ports = free_ports(3)
     env = {"PORTS": ",".join(map(str, ports)), "VERSION": "v1"}
-    say("Act 2 - a group of three web servers that keeps itself the way it was declared")
-    run("infrakit", "group", "commit", "web.yml", "--pretend", env=env)
-    run("infrakit", "group", "commit", "web.yml", env=env)
+    say("Act 2 - `infrakit up`: a manager, the group controller and the plugins in one tree,\n"
+        "keeping a group of three web servers the way it was declared (examples/up.yml)")
+    up = start_up(env)
     watch(ports, until="v1")
     run("infrakit", "group", "describe", "web")
 
@@ -154,12 +188,23 @@ def act_two(home: pathlib.Path) -> None:
     say("Commit version 2: a rolling update, one member at a time, each health-checked")
     run("infrakit", "group", "commit", "web.yml", env={**env, "VERSION": "v2"})
     watch(ports, until="v2", seconds=60)
-    run("infrakit", "group", "describe", "web")
     say("Why it did what it did (the last actions and their reasons)")
     described = json.loads(run("infrakit", "group", "describe", "web", "--output", "json",
                                show=False))
     for action in (described.get("Status") or {}).get("Actions", [])[-6:]:
         print(f"  {action['Message']}")
+    run("infrakit", "manager", "history", "web")
+
+    say("Stop the manager: the servers keep serving; start it again: it takes them over")
+    print("$ kill -INT <pid of infrakit up>", flush=True)
+    stop_up(up)
+    print(f"  while no manager runs: {' '.join(fetch(port) for port in ports)[:60]}…",
+          flush=True)
+    env["VERSION"] = "v2"  # up.yml declares the version too: the one now running
+    start_up(env)
+    run("infrakit", "group", "describe", "web", "-q")
+    run("infrakit", "group", "commit", "web.yml", env=env)
+    run("infrakit", "manager", "leader")
     run("infrakit", "group", "destroy", "web")
 
 
@@ -167,9 +212,7 @@ def main() -> None:
     with sandbox() as home:
         act_one(home)
         act_two(home)
-        say("Stopping the plugins")
-        run("infrakit", "plugin", "stop", "--all")
-    print("\nDone: every plugin stopped and every instance destroyed.")
+    print("\nDone: every process stopped and every instance destroyed.")
 
 
 if __name__ == "__main__":
