@@ -17,9 +17,8 @@ from typing import Any
 
 import click
 
-from infrakit import errors
+from infrakit import errors, logs
 from infrakit.cli import dynamic, flavor, group, instance, manager, options, plugin, render, up
-from infrakit.plugins import launch as plugin_launch
 from infrakit.rpc import discovery
 
 INTERRUPTED = 130
@@ -108,7 +107,7 @@ def cli(ctx: click.Context, log: int, debug: bool, timeout: float) -> None:
     Plugins listen on unix sockets in $INFRAKIT_PLUGINS_DIR (else $INFRAKIT_HOME/plugins,
     else ~/.infrakit/plugins); each one found is also a command: `infrakit NAME VERB`.
     """
-    plugin_launch.configure_logging(log)
+    logs.configure(log)
     ctx.obj = options.Settings(timeout=timeout, debug=debug)
 
 

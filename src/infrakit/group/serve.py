@@ -21,16 +21,13 @@ import signal
 import sys
 from typing import Any
 
-from infrakit import durations, errors
+from infrakit import durations, errors, logs
 from infrakit.group import controller, rolling
 from infrakit.rpc import discovery, server
 from infrakit.spi import group
 
 log = logging.getLogger(__name__)
 
-# InfraKit's --log is a logrus level: 0 panic, 1 fatal, 2 error, 3 warning, 4 info, 5 debug.
-_LEVELS = {0: logging.CRITICAL, 1: logging.CRITICAL, 2: logging.ERROR, 3: logging.WARNING,
-           4: logging.INFO, 5: logging.DEBUG}
 
 
 class Fence:
@@ -103,8 +100,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="how often each group is reconciled, e.g. 500ms, 10s (default 10s)")
     parser.add_argument("--max-parallel", type=int, default=0, metavar="N",
                         help="most creations/removals at once across groups (0: no limit)")
-    parser.add_argument("--log", type=int, default=4, choices=range(6), metavar="0-5",
-                        help="log level: 0 is least verbose, 5 is debug (default 4)")
+    logs.add_flag(parser)
     parser.add_argument("--manager", default="", metavar="NAME",
                         help="act only while this manager leads (fencing; see above)")
     parser.add_argument("--fence-interval", default="500ms", metavar="DURATION",
@@ -135,8 +131,7 @@ async def serve(name: str, *, poll_interval: float, max_parallel: int, manager: 
 
 def run(argv: list[str] | None = None) -> None:
     args = parse(argv)
-    logging.basicConfig(level=_LEVELS[args.log],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(args.log)
     try:
         poll = durations.parse_duration(args.poll_interval, field="--poll-interval")
         if args.max_parallel < 0:

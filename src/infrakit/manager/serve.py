@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from infrakit import durations, errors
+from infrakit import durations, errors, logs
 from infrakit.manager import (
     etcd,
     forward,
@@ -48,7 +48,6 @@ from infrakit.manager import (
     tenure,
     tree,
 )
-from infrakit.plugins import launch
 from infrakit.rpc import discovery, server
 
 log = logging.getLogger(__name__)
@@ -122,8 +121,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="how long a call forwarded to the leader may take (default 30s)")
     parser.add_argument("--history", type=int, default=store.DEFAULT_HISTORY, metavar="N",
                         help="committed specs kept per group (default 10)")
-    parser.add_argument("--log", type=int, default=4, choices=range(6), metavar="0-5",
-                        help="log level: 0 is least verbose, 5 is debug (default 4)")
+    logs.add_flag(parser)
     kinds = parser.add_subparsers(dest="backend", required=True, metavar="os|etcd")
     local = kinds.add_parser("os", help="file store and file leadership (one host)")
     local.add_argument("--leader-file", type=pathlib.Path, default=None, metavar="F",
@@ -143,7 +141,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     remote.add_argument("--leader-key", default=leader_etcd.KEY, metavar="KEY")
     remote.add_argument("--store-prefix", default=store_etcd.PREFIX, metavar="PREFIX")
     args = parser.parse_args(argv)
-    launch.configure_logging(args.log)
+    logs.configure(args.log)
     return args
 
 
