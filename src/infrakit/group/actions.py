@@ -24,6 +24,27 @@ class Plugins:
     flavor: Callable[[str], flavor.Plugin]
 
 
+def memoized(plugins: Plugins) -> Plugins:
+    """The same plugins, each name resolved once: one reconcile may create thousands of
+    members, and resolving a name looks at the plugins dir each time."""
+    instances: dict[str, instance.Plugin] = {}
+    flavors: dict[str, flavor.Plugin] = {}
+
+    def instance_plugin(name: str) -> instance.Plugin:
+        found = instances.get(name)
+        if found is None:
+            found = instances[name] = plugins.instance(name)
+        return found
+
+    def flavor_plugin(name: str) -> flavor.Plugin:
+        found = flavors.get(name)
+        if found is None:
+            found = flavors[name] = plugins.flavor(name)
+        return found
+
+    return Plugins(instance=instance_plugin, flavor=flavor_plugin)
+
+
 async def list_members(plugins: Plugins, gid: group.ID,
                        props: config.Properties) -> list[instance.Description]:
     """The group's members: one DescribeInstances by the group tag (foreign ones dropped)."""

@@ -7,10 +7,14 @@ logging from the ``--log`` level), builds its object and hands it to ``infrakit.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import pathlib
+from collections.abc import Callable
 
-from infrakit import logs
+from infrakit import errors, logs
+
+log = logging.getLogger(__name__)
 
 
 def parse(argv: list[str] | None, *, prog: str, description: str, default_name: str,
@@ -38,3 +42,18 @@ def state_dir(name: str) -> pathlib.Path:
     """Plugin ``name``'s default files dir: ``$INFRAKIT_HOME/<name>`` or ``~/.infrakit/<name>``."""
     home = os.environ.get("INFRAKIT_HOME")
     return (pathlib.Path(home) if home else pathlib.Path.home() / ".infrakit") / name
+
+
+def group_waker(group_plugin: str) -> Callable[[], None]:
+    """A callback that tells ``group_plugin`` ``Group.Wake``: something changed behind the
+    plugin's back, look now rather than at the next poll. Best effort: polling remains the
+    fallback, so a failure is only logged. Safe to call from any thread (it blocks)."""
+    from infrakit.rpc import discovery, sync
+
+    def wake() -> None:
+        try:
+            sync.Client(discovery.find(group_plugin), timeout=2.0).call("Group.Wake", {})
+        except errors.InfrakitError as exc:
+            log.debug("could not wake %s: %s", group_plugin, exc.message)
+
+    return wake

@@ -31,6 +31,8 @@ class Client:
         self._pool: http.Pool | None = None
         self._apis: list[handshake.Interface] | None = None
         self._apis_lock = asyncio.Lock()
+        self.answers: dict[tuple[str, bytes, type[Any]], tuple[bytes, Any]] = {}
+        """Large answers kept by the typed proxies for reuse (see ``rpc.proxy``)."""
 
     def _open(self) -> http.Pool:
         if self._pool is None:
@@ -47,6 +49,12 @@ class Client:
                        timeout: float | None = None) -> tuple[bytes, int]:
         """Call ``method``; return the undecoded response body and the HTTP status."""
         body = json.dumps(jsonrpc.request(method, params, next(_ids))).encode()
+        return await self.post(body, method=method, timeout=timeout)
+
+    async def post(self, body: bytes, *, method: str,
+                   timeout: float | None = None) -> tuple[bytes, int]:
+        """Send an encoded request (see :func:`request_body`); return the undecoded response
+        body and the HTTP status. ``method`` names the call in errors."""
         seconds = timeout or self.timeout
         try:
             async with asyncio.timeout(seconds):
@@ -81,6 +89,13 @@ class Client:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+def request_body(method: str, params: bytes) -> tuple[bytes, int]:
+    """A request envelope around ``params`` (already JSON), and its id."""
+    request_id = next(_ids)
+    return (b'{"jsonrpc":"2.0","method":%s,"params":%s,"id":%d}'
+            % (json.dumps(method).encode(), params, request_id), request_id)
 
 
 def _reason(exc: BaseException) -> str:

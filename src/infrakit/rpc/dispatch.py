@@ -27,10 +27,19 @@ W = TypeVar("W", bound=Wire)
 
 
 async def invoke(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """Call an implementation method that may be sync (run in a thread) or async."""
+    """Call an implementation method that may be sync (run in a thread) or async.
+
+    An implementation may choose how its sync methods run by defining
+    ``async def run_sync(self, work, /, *args)`` (``instance-file`` runs them on the loop
+    while its directory answers fast: a thread hop costs more than its writes).
+    """
     if inspect.iscoroutinefunction(function):
         return await function(*args, **kwargs)
-    value = await asyncio.to_thread(function, *args, **kwargs)
+    runner = getattr(getattr(function, "__self__", None), "run_sync", None)
+    if runner is not None and not kwargs:
+        value = await runner(function, *args)
+    else:
+        value = await asyncio.to_thread(function, *args, **kwargs)
     if inspect.isawaitable(value):
         value = await value
     return value

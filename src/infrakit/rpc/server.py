@@ -17,10 +17,8 @@ import signal
 import sys
 from typing import Any
 
-from aiohttp import web
-
 from infrakit import errors
-from infrakit.rpc import discovery, dispatch, jsonrpc, sockets
+from infrakit.rpc import discovery, dispatch, http, jsonrpc, sockets
 from infrakit.rpc import flavor as flavor_rpc
 from infrakit.rpc import group as group_rpc
 from infrakit.rpc import instance as instance_rpc
@@ -35,7 +33,11 @@ MAX_BODY = 16 * 1024 * 1024
 
 
 class Server:
-    """Serves implementation objects on ``<plugins dir>/<name>`` until stopped."""
+    """Serves implementation objects on ``<plugins dir>/<name>`` until stopped.
+
+    HTTP is :class:`infrakit.rpc.http.ServerProtocol` (measured leaner than aiohttp's
+    server: see that module).
+    """
 
     def __init__(self, name: str, *, instance: Any = None, flavor: Any = None,
                  group: Any = None, manager: Any = None, metadata: Any = None,
@@ -53,7 +55,7 @@ class Server:
         self.methods.update(extra_methods or {})
         self.methods.update(self._handshake_methods())
         self.path: pathlib.Path | None = None
-        self._http: web.Server | None = None
+        self._connections: set[http.ServerProtocol] = set()
         self._listener: asyncio.AbstractServer | None = None
         self._inode: int | None = None
 
@@ -96,12 +98,17 @@ class Server:
         sockets.claim(path)
         # The pid file first: whoever sees the socket answer can read who answers.
         sockets.write_pid(path)
-        # aiohttp's low-level server: no router or middleware on the hot path.
-        self._http = web.Server(self._handle, access_log=None)
+        too_big = (413, _encode(jsonrpc.error(None, errors.ProtocolError(
+            f"invalid request: body exceeds the limit of {self.max_body} bytes"))))
+
+        def connection() -> http.ServerProtocol:
+            return http.ServerProtocol(self._handle, max_body=self.max_body, too_big=too_big,
+                                       connections=self._connections)
+
         old_umask = os.umask(0o177)
         try:
             self._listener = await asyncio.get_running_loop().create_unix_server(
-                self._http, str(path))
+                connection, str(path))
         except OSError as exc:
             sockets.pid_path(path).unlink(missing_ok=True)
             raise errors.UsageError(f"cannot listen at {path}: {exc.strerror}") from None
@@ -117,10 +124,13 @@ class Server:
         """Stop answering and remove the socket and pid file."""
         if self._listener is not None:
             self._listener.close()
-            assert self._http is not None
-            self._http.pre_shutdown()  # idle keep-alive connections close now
-            await self._http.shutdown(timeout=5.0)
-            await self._listener.wait_closed()
+            for connection in list(self._connections):
+                connection.close()  # idle keep-alive connections close now, busy ones after
+            busy = [asyncio.ensure_future(c.wait_done()) for c in self._connections]
+            if busy:
+                await asyncio.wait(busy, timeout=5.0)
+            for connection in list(self._connections):
+                connection.abort()  # still busy after 5 s: its caller will see the error
             self._listener = None
         if self.path is not None:
             sockets.release(self.path, inode=self._inode)
@@ -133,23 +143,18 @@ class Server:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        if request.method != "POST":
-            return _reply(jsonrpc.error(None, errors.ProtocolError(
-                f"invalid request: use POST, not {request.method}")), status=405)
-        body = await _read_body(request, limit=self.max_body)
-        if body is None:
-            failure = errors.ProtocolError(
-                f"invalid request: body exceeds the limit of {self.max_body} bytes")
-            return _reply(jsonrpc.error(None, failure), status=413)
+    async def _handle(self, method: bytes, body: bytes) -> http.Reply:
+        if method != b"POST":
+            return 405, _encode(jsonrpc.error(None, errors.ProtocolError(
+                f"invalid request: use POST, not {method.decode(errors='replace')}")))
         try:
             call = jsonrpc.parse_request(body)
         except errors.InfrakitError as exc:
-            return _reply(jsonrpc.error(None, exc))
+            return 200, _encode(jsonrpc.error(None, exc))
         answer = await self.answer(call)
         if call.notification:
-            return web.Response(status=204)
-        return web.Response(body=answer, content_type="application/json")
+            return 204, b""
+        return 200, answer
 
     async def answer(self, call: jsonrpc.Request) -> bytes:
         """The encoded response envelope for one parsed call; never raises."""
@@ -170,26 +175,8 @@ class Server:
             return _encode(jsonrpc.error(call.id, failure))
 
 
-async def _read_body(request: web.BaseRequest, *, limit: int) -> bytes | None:
-    """The request body, or None as soon as it passes ``limit`` bytes."""
-    length = request.content_length
-    if length is not None and length > limit:
-        return None
-    chunks, total = [], 0
-    while chunk := await request.content.readany():
-        total += len(chunk)
-        if total > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message).encode()
-
-
-def _reply(message: dict[str, Any], *, status: int = 200) -> web.Response:
-    return web.Response(body=_encode(message), status=status, content_type="application/json")
 
 
 async def serve(name: str, **kwargs: Any) -> None:

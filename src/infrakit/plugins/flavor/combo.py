@@ -130,7 +130,7 @@ def run(argv: list[str] | None = None) -> None:
     args = launch.parse(argv, prog="infrakit-flavor-combo", description="Combo flavor plugin",
                         default_name="flavor-combo")
 
-    # Imported here: the server pulls in aiohttp, which in-process users do not need.
+    # Imported here: in-process users of the plugin do not need the server.
     from infrakit.rpc import discovery, server
 
     server.run(args.name, flavor=Plugin(discovery.Plugins().flavor))

@@ -100,7 +100,7 @@ def run(argv: list[str] | None = None) -> None:
     args = launch.parse(argv, prog="infrakit-flavor-vanilla",
                         description="Vanilla flavor plugin", default_name="flavor-vanilla")
 
-    # Imported here: the server pulls in aiohttp, which in-process users do not need.
+    # Imported here: in-process users of the plugin do not need the server.
     from infrakit.rpc import server
 
     server.run(args.name, flavor=Plugin())

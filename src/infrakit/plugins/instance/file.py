@@ -20,7 +20,9 @@ are ours in flight (temporary files of atomic writes) or hidden, and are ignored
 
 Describe brings :class:`index.Index` up to date first (inotify tells it which files changed;
 without inotify it scans and stats every file) and parses only files whose (inode, mtime, size)
-changed; the answer to a repeated query is reused while nothing changed.
+changed; the answer to a repeated query is reused while nothing changed. What the plugin writes
+itself goes into the index as written, never read back. With ``on_change`` (``--notify GROUP``)
+a change someone else makes to the directory (a deleted instance file) wakes the group plugin.
 """
 
 from __future__ import annotations
@@ -32,18 +34,29 @@ import os
 import pathlib
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 import pydantic_core
 
 from infrakit import errors, files
 from infrakit.plugins import launch
-from infrakit.plugins.instance import index
+from infrakit.plugins.instance import dirwatch, index
 from infrakit.spi import instance
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SLOW_CALL = 0.0005
+"""CPU seconds: calls typically costing more than this run in worker threads."""
+STALL = 0.05
+"""Seconds: a call that blocked this long moves calls to threads for :data:`SLOW_SPELL`."""
+SLOW_SPELL = 5.0
+"""Seconds calls stay in threads after one stalled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,26 +71,35 @@ class _Parsed:
 class Plugin:
     """An instance plugin over a directory of JSON files.
 
-    Methods are sync and thread-safe (the server runs them in a thread), except
+    Methods are sync and thread-safe (the server runs them through :meth:`run_sync`), except
     ``describe_instances``, a coroutine that answers on the loop when it can.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, watch: bool = True) -> None:
-        """Serve ``directory`` (created 0700 if missing); ``watch=False`` disables inotify."""
+    def __init__(self, directory: str | os.PathLike[str], *, watch: bool = True,
+                 on_change: Callable[[], None] | None = None) -> None:
+        """Serve ``directory`` (created 0700 if missing); ``watch=False`` disables inotify.
+        ``on_change()`` is called (from a background thread) soon after someone else deletes,
+        adds or rewrites an instance file: the group controller may look at once."""
         self._dir = pathlib.Path(directory)
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._index = index.Index(self._dir, _parse, watch=watch)
+        self._notifier = dirwatch.Notifier(self._dir, on_change) if on_change else None
         self._reserved: set[str] = set()  # IDs being provisioned, not yet on disk
+        self._cost = 0.0  # see run_sync
+        self._threads_until = 0.0
         # The last answer per query, valid while the index generation is unchanged: the group
         # controller asks the same question every poll.
         self._answers: dict[tuple[frozenset[tuple[str, str]], bool],
                             tuple[int, list[instance.Description]]] = {}
 
     def close(self) -> None:
-        """Release the inotify descriptor (the object keeps working, by scanning)."""
+        """Release the inotify descriptors (the object keeps working, by scanning)."""
         with self._lock:
             self._index.close()
+        if self._notifier is not None:
+            self._notifier.close()
+            self._notifier = None
 
     @property
     def directory(self) -> pathlib.Path:
@@ -90,13 +112,16 @@ class Plugin:
         with self._lock:
             iid = self._new_id()
             self._reserved.add(iid)
+        self._announce(iid)
         try:
             # Written outside the lock: creating a file costs the kernel up to ~0.5 ms here
             # (ext4 without a journal scans recently deleted inodes), and provisions in
             # several threads overlap that cost.
             record = {"ID": iid, "LogicalID": spec.logical_id, "Tags": dict(spec.tags),
                       "Spec": spec.to_wire()}
-            self._write(iid, record)
+            info = self._write(iid, record)
+            with self._lock:
+                self._index.put(iid, _parsed(iid, record), info)
         finally:
             with self._lock:
                 self._reserved.discard(iid)
@@ -108,17 +133,43 @@ class Plugin:
         with self._lock:
             record = self._read_record(target, instance)
             tags = record.get("Tags") or {}
+            self._announce(instance)
             record["Tags"] = {**tags, **labels}
-            self._write(instance, record)
+            self._index.put(instance, _parsed(instance, record), self._write(instance, record))
         log.info("labelled %s with %s", instance, labels)
 
     def destroy(self, instance: instance.ID) -> None:
         target = self._path(instance)
         with self._lock:
-            self._read_record(target, instance)  # never delete a file that is not an instance
+            self._check_instance(target, instance)  # never delete a file that is not one
+            self._announce(instance)
             target.unlink(missing_ok=True)
             self._index.forget(instance)
         log.info("destroyed %s", instance)
+
+    async def run_sync(self, work: Callable[..., T], /, *args: Any) -> T:
+        """How the RPC server runs the sync methods: on the event loop while the directory is
+        fast, in a worker thread while it is slow.
+
+        A hop to a worker thread and back costs 60-130 us of CPU here, more than a whole
+        Provision on a healthy disk (~65 us); but a slow disk (seen: 0.6 ms of kernel time per
+        new file on an ext4 without a journal) must not stall the loop. So calls run in
+        threads while their typical CPU time (a moving average: one preempted call is no
+        trend) is above :data:`SLOW_CALL`, and for :data:`SLOW_SPELL` seconds after a call
+        that blocked longer than :data:`STALL`.
+        """
+        if self._cost > SLOW_CALL or time.monotonic() < self._threads_until:
+            return await asyncio.to_thread(self._timed, work, *args)
+        return self._timed(work, *args)
+
+    def _timed(self, work: Callable[..., T], *args: Any) -> T:
+        wall, cpu = time.monotonic(), time.thread_time()
+        try:
+            return work(*args)
+        finally:
+            self._cost += (time.thread_time() - cpu - self._cost) * 0.1
+            if time.monotonic() - wall > STALL:
+                self._threads_until = time.monotonic() + SLOW_SPELL
 
     async def describe_instances(
         self, tags: dict[str, str], properties: bool = False
@@ -161,6 +212,23 @@ class Plugin:
         found.sort(key=lambda description: description.id)
         return found
 
+    def _announce(self, iid: str) -> None:
+        """We are about to change ``iid``'s file: not news for ``on_change``."""
+        if self._notifier is not None:
+            self._notifier.expect(iid)
+
+    def _check_instance(self, target: pathlib.Path, iid: str) -> None:
+        """``NotFoundError`` unless ``target`` is instance ``iid``'s file (known to the index in
+        this version, which spares reading and parsing it, or read now)."""
+        try:
+            if self._index.current(iid, os.stat(target, follow_symlinks=False)) is not None:
+                return
+        except FileNotFoundError:
+            raise errors.NotFoundError(f"no instance {iid!r}", instance=iid) from None
+        except OSError:
+            pass  # let reading it say what is wrong
+        self._read_record(target, iid)
+
     def _read_record(self, target: pathlib.Path, iid: str) -> dict[str, Any]:
         """The JSON of instance ``iid``; ``NotFoundError`` when Describe would not list it."""
         try:
@@ -173,11 +241,14 @@ class Plugin:
         except OSError as exc:
             raise errors.PermanentError(f"instance {iid!r} cannot be read: {exc}") from None
 
-    def _write(self, iid: str, record: dict[str, Any]) -> None:
+    def _write(self, iid: str, record: dict[str, Any]) -> os.stat_result:
+        """Write ``iid``'s file; its version as written (so the index need not read it back:
+        a rewrite by someone else in the microseconds between shows as a newer version)."""
         # Not fsynced: an instance file is a stand-in for a machine, and the fsync was 60% of
         # a Provision. The rename still makes every write all-or-nothing.
-        files.write_atomically(self._dir / iid, pydantic_core.to_json(record, indent=2),
-                               durable=False)
+        path = self._dir / iid
+        files.write_atomically(path, pydantic_core.to_json(record, indent=2), durable=False)
+        return os.stat(path)
 
     def _new_id(self) -> str:
         while True:
@@ -204,6 +275,11 @@ def _parse(name: str, raw: bytes) -> _Parsed:
         raise ValueError(f"not JSON ({exc})") from None
     if not isinstance(record, dict) or record.get("ID") != name:
         raise ValueError("not an instance file (its ID is not its file name)")
+    return _parsed(name, record)
+
+
+def _parsed(name: str, record: dict[str, Any]) -> _Parsed:
+    """The record of instance file ``name``; ``ValueError`` when its tags are malformed."""
     try:
         description = instance.Description.from_wire(
             {"ID": name, "LogicalID": record.get("LogicalID"), "Tags": record.get("Tags")}
@@ -215,12 +291,14 @@ def _parse(name: str, raw: bytes) -> _Parsed:
 
 
 def run(argv: list[str] | None = None) -> None:
-    """``infrakit-instance-file [--name instance-file] [--dir D] [--log 0-5]``."""
+    """``infrakit-instance-file [--name instance-file] [--dir D] [--notify GROUP] [--log 0-5]``;
+    with ``--notify``, an instance file deleted or changed by someone else wakes that group
+    plugin (Group.Wake) instead of waiting for its next poll."""
     args = launch.parse(argv, prog="infrakit-instance-file", description="File instance plugin",
-                        default_name="instance-file", state=True)
-    plugin = Plugin(args.dir)
+                        default_name="instance-file", state=True, notify=True)
+    plugin = Plugin(args.dir, on_change=launch.group_waker(args.notify) if args.notify else None)
 
-    # Imported here: the server pulls in aiohttp, which in-process users do not need.
+    # Imported here: in-process users of the plugin do not need the server.
     from infrakit.rpc import server
 
     server.run(args.name, instance=plugin)

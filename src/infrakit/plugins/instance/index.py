@@ -84,6 +84,18 @@ class Index(Generic[T]):
             if not name.startswith("."):
                 self._look_at(name)
 
+    def put(self, name: str, value: T, info: os.stat_result) -> None:
+        """We wrote ``name`` ourselves and know its ``value``: no need to read it back."""
+        self._entries[name] = _Entry((info.st_ino, info.st_mtime_ns, info.st_size), value)
+        self.generation += 1
+
+    def current(self, name: str, info: os.stat_result) -> T | None:
+        """The value of ``name`` if the cache holds it for this very version of the file."""
+        cached = self._entries.get(name)
+        if cached is None or cached.version != (info.st_ino, info.st_mtime_ns, info.st_size):
+            return None
+        return cached.value
+
     def forget(self, name: str) -> None:
         """Drop ``name`` now (we deleted it ourselves)."""
         if self._entries.pop(name, None) is not None:

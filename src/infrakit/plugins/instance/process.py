@@ -319,23 +319,9 @@ def run(argv: list[str] | None = None) -> None:
                         description="Local process instance plugin",
                         default_name="instance-process", state=True,
                         notify=True)
-    plugin = Plugin(args.dir, on_change=_waker(args.notify) if args.notify else None)
+    plugin = Plugin(args.dir, on_change=launch.group_waker(args.notify) if args.notify else None)
 
-    # Imported here: the server pulls in aiohttp, which in-process users do not need.
+    # Imported here: in-process users of the plugin do not need the server.
     from infrakit.rpc import server
 
     server.run(args.name, instance=plugin)
-
-
-def _waker(group_plugin: str) -> Callable[[], None]:
-    """Tell the group plugin ``Group.Wake``: an instance died, look now, not at the next poll.
-    Best effort: polling remains the fallback, so a failure is only logged."""
-    from infrakit.rpc import discovery, sync
-
-    def wake() -> None:
-        try:
-            sync.Client(discovery.find(group_plugin), timeout=2.0).call("Group.Wake", {})
-        except errors.InfrakitError as exc:
-            log.debug("could not wake %s: %s", group_plugin, exc.message)
-
-    return wake
