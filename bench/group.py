@@ -48,7 +48,6 @@ import os
 import pathlib
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -58,7 +57,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from infrakit import durations
+from infrakit import durations, testing
 from infrakit.group import config, hashing
 from infrakit.rpc import discovery, sockets
 from infrakit.rpc import group as group_rpc
@@ -124,15 +123,7 @@ class Plugins:
                 time.sleep(0.02)
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        testing.stop_processes(self.processes.values(), timeout=15)
 
     def pid(self, name: str) -> int:
         return self.processes[name].pid

@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import signal
+import subprocess
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from infrakit import errors
@@ -241,3 +243,21 @@ class FakeFlavorPlugin:
         if failing is True or (isinstance(failing, set) and inst.id in failing):
             raise errors.TemporaryError(f"fake drain failure of {inst.id}")
         self.drained.append(inst.id)
+
+
+def stop_processes(processes: Iterable[subprocess.Popen[Any]], *,
+                   timeout: float = 10.0) -> None:
+    """Stop processes a test or benchmark started: TERM every one still running (CONT first:
+    a stopped process cannot handle TERM), then wait for each; KILL what is left after
+    ``timeout`` seconds."""
+    started = list(processes)
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.terminate()
+    for process in started:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from infrakit import errors
+from infrakit import errors, testing
 from infrakit.rpc import sockets, sync
 
 BIN = pathlib.Path(sys.executable).parent
@@ -65,15 +64,7 @@ class Stack:
 
     def stop(self) -> None:
         """TERM every process we started, KILL the ones still there after 10 s."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        testing.stop_processes(self.processes.values(), timeout=10)
 
     def log(self, name: str) -> str:
         path = self.work / f"{name}.log"

@@ -4,12 +4,15 @@ so the same behaviours run on both."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import elections
 import pytest
+from local_cluster import Local
 from store_harness import Harness, etcd_raw, file_raw
 
 from infrakit import testing_etcd
@@ -91,3 +94,15 @@ def harness(request: pytest.FixtureRequest) -> Harness:
     """Each store backend in turn, writable (the etcd one leads), keeping 3 per history."""
     h: Harness = request.getfixturevalue(f"{request.param}_harness")
     return h
+
+
+@pytest.fixture
+async def local(tmp_path: Path) -> AsyncIterator[Local]:
+    """Managers, backends and plugins as local processes in a short private plugins dir."""
+    plugins_dir = Path(tempfile.mkdtemp(prefix="ik-"))
+    running = Local(tmp_path, plugins_dir)
+    try:
+        yield running
+    finally:
+        await running.close()
+        shutil.rmtree(plugins_dir, ignore_errors=True)

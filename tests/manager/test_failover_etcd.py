@@ -10,12 +10,8 @@ from scratch), nothing orphaned.
 
 from __future__ import annotations
 
-import pathlib
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 
-import pytest
 from local_cluster import GID, NAMES, Local, backend_of, spec, until
 
 from infrakit import testing_etcd
@@ -27,15 +23,6 @@ SLOW_PROBE = "sleep 0.3"
 """The health gate: each new member is judged healthy 0.3 s after it is probed."""
 
 
-@pytest.fixture
-async def local(tmp_path: pathlib.Path) -> AsyncIterator[Local]:
-    plugins_dir = pathlib.Path(tempfile.mkdtemp(prefix="ik-"))
-    running = Local(tmp_path, plugins_dir)
-    try:
-        yield running
-    finally:
-        await running.close()
-        shutil.rmtree(plugins_dir, ignore_errors=True)
 
 
 def etcd_flags(url: str, prefix: str) -> Callable[[str], Sequence[str]]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from local_cluster import GID, Local, Sampler, spec, until
@@ -29,15 +27,6 @@ LONGEST_HANDOVER_GAP = 1.5
 """Seconds: poll (0.2) + fence (0.25) + margin (0.1) + a reconcile, with room for a slow box."""
 
 
-@pytest.fixture
-async def local(tmp_path: pathlib.Path) -> AsyncIterator[Local]:
-    plugins_dir = pathlib.Path(tempfile.mkdtemp(prefix="ik-"))
-    running = Local(tmp_path, plugins_dir)
-    try:
-        yield running
-    finally:
-        await running.close()
-        shutil.rmtree(plugins_dir, ignore_errors=True)
 
 
 @pytest.fixture

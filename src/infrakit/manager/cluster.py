@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from types import TracebackType
 
-from infrakit import errors
+from infrakit import errors, testing
 from infrakit.rpc import sync
 
 READY_TIMEOUT = 15.0
@@ -130,13 +130,4 @@ class Cluster:
 
     def stop_all(self) -> None:
         """Stop every process still running (all at once, then wait for each)."""
-        for name in self.procs:
-            if self.alive(name):
-                self.procs[name].send_signal(signal.SIGCONT)
-                self.procs[name].terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        testing.stop_processes(self.procs.values(), timeout=STOP_TIMEOUT)
