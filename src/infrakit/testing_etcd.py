@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from infrakit import errors
+from infrakit import errors, testing
 
 _SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "etcd.sh"
 
@@ -132,15 +132,8 @@ class EtcdProcess:
     def stop(self, *, timeout: float = 5.0) -> None:
         """TERM, then KILL after ``timeout``; waits for the pid. Safe to call twice."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGCONT)  # a paused member cannot handle TERM
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            testing.stop_processes([proc], timeout=timeout)
 
     def kill(self) -> None:
         """``kill -9`` the member (its data stays; :meth:`start` brings it back)."""

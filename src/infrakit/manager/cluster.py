@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import signal
 import subprocess
 import sys
 import time
@@ -117,16 +116,7 @@ class Cluster:
 
     def stop(self, name: str) -> None:
         """SIGTERM, then SIGKILL after a timeout; waits for the pid."""
-        proc = self.procs[name]
-        if proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGCONT)  # a stopped process cannot handle TERM
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        testing.stop_processes([self.procs[name]], timeout=STOP_TIMEOUT)
 
     def stop_all(self) -> None:
         """Stop every process still running (all at once, then wait for each)."""
