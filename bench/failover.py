@@ -28,7 +28,7 @@ import tempfile
 import time
 
 from infrakit import errors, testing_etcd
-from infrakit.manager import cluster
+from infrakit import testing_cluster as cluster
 from infrakit.rpc import discovery
 from infrakit.spi import group
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import signal
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from infrakit import errors
+from infrakit import errors, processes
 from infrakit.spi import flavor, instance
 
 T = TypeVar("T")
@@ -245,19 +244,8 @@ class FakeFlavorPlugin:
         self.drained.append(inst.id)
 
 
-def stop_processes(processes: Iterable[subprocess.Popen[Any]], *,
+def stop_processes(started: Iterable[subprocess.Popen[Any]], *,
                    timeout: float = 10.0) -> None:
-    """Stop processes a test or benchmark started: TERM every one still running (CONT first:
-    a stopped process cannot handle TERM), then wait for each; KILL what is left after
-    ``timeout`` seconds."""
-    started = list(processes)
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGCONT)
-            process.terminate()
-    for process in started:
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Stop processes a test or benchmark started (:func:`infrakit.processes.stop_popens`):
+    TERM every one still running, then wait for each; KILL what is left after ``timeout``."""
+    processes.stop_popens(started, timeout=timeout)

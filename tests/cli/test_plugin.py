@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from infrakit import errors, testing
-from infrakit.rpc import launch, sockets
+from infrakit import errors, processes, testing
+from infrakit.rpc import sockets
 
 from .conftest import Loop
 
@@ -103,7 +103,7 @@ def test_start_ls_use_and_stop_real_plugins(run: Any, config: str, plugins_dir: 
     assert (stopped.returncode, stopped.stdout) == (0, "".join(
         f"{name} stopped (pid {pid})\n" for name, pid in pids.items()))
     assert list(plugins_dir.glob("*.pid")) == []
-    assert not any(launch._alive(pid) for pid in pids.values() if pid)
+    assert not any(processes.alive(pid) for pid in pids.values() if pid)
     assert run("plugin", "ls", "-q").stdout == ""
 
 
@@ -129,7 +129,7 @@ def test_wait_stops_the_plugins_on_sigint(env: dict[str, str], config: str,
     assert waiting.returncode == 0, err
     assert out.splitlines()[-1] == f"instance-file stopped (pid {pid})"
     assert err == "Plugins running; Ctrl-C (or SIGTERM) stops them.\n"
-    assert pid is not None and not launch._alive(pid)
+    assert pid is not None and not processes.alive(pid)
     assert not (plugins_dir / "instance-file").exists()
 
 

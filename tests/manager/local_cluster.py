@@ -17,7 +17,7 @@ from typing import Any
 from journal_plugin import Journal, argv
 
 from infrakit import errors
-from infrakit.manager import cluster
+from infrakit import testing_cluster as cluster
 from infrakit.rpc import discovery
 from infrakit.spi import group
 

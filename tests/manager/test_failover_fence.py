@@ -17,7 +17,7 @@ from journal_plugin import argv
 from local_cluster import spec, until
 
 from infrakit import errors
-from infrakit.manager import cluster
+from infrakit import testing_cluster as cluster
 from infrakit.rpc import discovery, server
 
 FENCE = "200ms"

@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner
 from local_cluster import until
 
+from infrakit import processes
 from infrakit.cli import main
-from infrakit.plugins.instance import proctable
 from infrakit.rpc import sockets
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "up.yml"
@@ -127,7 +127,7 @@ async def running(home: pathlib.Path) -> AsyncIterator[list[Up]]:
 
 
 def alive(pid: int) -> bool:
-    info = proctable.stat(pid)
+    info = processes.stat(pid)
     return info is not None and info.state != "Z"
 
 
@@ -216,10 +216,10 @@ async def test_the_example_runs_three_web_servers_that_outlive_up(
 
 
 @pytest.mark.parametrize(("text", "problem"), [
-    ("Group: []\n", "Group: Extra inputs are not permitted"),
+    ("Group: []\n", "Group: unknown field; did you mean Groups?"),
     ("Groups: [{Plugin: group, Properties: {Properties: {}}}]\n",
-     "Groups[0].Properties: not a group Spec: ID: Field required"),
-    ("Plugins: [{Plugin: x, Launch: {os: {Cmd: ''}}}]\n", "Plugins.0.Launch.os.Cmd"),
+     "Groups[0].Properties.ID: required"),
+    ("Plugins: [{Plugin: x, Launch: {os: {Cmd: ''}}}]\n", "Plugins[0].Launch.os.Cmd: expected a non-empty string"),
     ("Plugins: [{Plugin: x}, {Plugin: x}]\n", "Plugins[1].Plugin: 'x' appears twice"),
     ("Manager: {PollInterval: soon}\n", "Manager.PollInterval"),
 ])

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from infrakit.plugins.instance import process, proctable
+from infrakit import processes
+from infrakit.plugins.instance import process
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ class _Spawned(dict[int, Any]):
         self.starts: dict[int, int | None] = {}
 
     def __setitem__(self, pid: int, child: Any) -> None:
-        info = proctable.stat(pid)
+        info = processes.stat(pid)
         self.starts[pid] = None if info is None else info.start_time
         super().__setitem__(pid, child)
 
@@ -58,8 +59,8 @@ def cleanup(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
     finally:
         for pid, start in spawned.starts.items():
-            info = proctable.stat(pid)
+            info = processes.stat(pid)
             if info is None or info.start_time == start:  # not a recycled pid
-                proctable.signal_session(pid, signal.SIGKILL)
+                processes.signal_session(pid, signal.SIGKILL)
         for child in list(spawned.values()):
             child.wait()

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from infrakit import errors
+from infrakit import errors, processes
 from infrakit.plugins.flavor import combo, vanilla
-from infrakit.plugins.instance import file, process, proctable
+from infrakit.plugins.instance import file, process
 from infrakit.rpc import discovery, server, sockets
 from infrakit.spi import flavor, instance
 
@@ -105,10 +105,10 @@ async def test_instance_process_round_trip(
             iid = await remote.provision(instance.Spec(init="exec sleep 1000", tags={"a": "b"}))
             [found] = await remote.describe_instances({"a": "b"}, properties=True)
             pid = found.properties["Pid"]
-            assert proctable.stat(pid) is not None
+            assert processes.stat(pid) is not None
             await remote.destroy(iid)
             assert await remote.describe_instances({}) == []
-            info = proctable.stat(pid)
+            info = processes.stat(pid)
             assert info is None or not info.running
     finally:
         local.close()

@@ -1,7 +1,8 @@
 """``infrakit plugin ls|start|stop``: the plugins in the plugins dir, as processes.
 
-The work is in ``infrakit.rpc.launch``; these commands print its outcomes, one line per
-plugin (failures on stderr), and exit with the first failure's code.
+The work is in ``infrakit.rpc`` (``listing``, ``starting``, ``stopping``); these commands
+print their outcomes, one line per plugin (failures on stderr), and exit with the first
+failure's code.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 import click
 
 from infrakit.cli import options, render
-from infrakit.rpc import discovery, launch
+from infrakit.rpc import discovery, launch, listing, starting, stopping
 
 LS_WIDTHS = (20, 50)
 NO_ANSWER = "(no answer)"
@@ -22,7 +23,7 @@ NO_ANSWER = "(no answer)"
 @options.output()
 def ls(quiet: bool, output: str) -> None:
     """One row per plugin and interface it serves: INTERFACE, LISTEN, NAME."""
-    rows = launch.listing(discovery.plugins_dir())
+    rows = listing.rows(discovery.plugins_dir())
     if output != "table":
         render.document([_listing_wire(row) for row in rows], output)
         return
@@ -33,7 +34,7 @@ def ls(quiet: bool, output: str) -> None:
             click.echo(f"infrakit: plugin {row.name} does not answer: {row.error}", err=True)
 
 
-def _listing_wire(row: launch.Listing) -> dict[str, str | None]:
+def _listing_wire(row: listing.Row) -> dict[str, str | None]:
     data: dict[str, str | None] = {"Interface": row.interface, "Listen": str(row.listen),
                                    "Name": row.name}
     if row.error is not None:
@@ -61,14 +62,14 @@ def start(ctx: click.Context, config_url: str | None, executor: str, wait: bool,
     """Start the named plugins and wait until each answers on its socket."""
     directory = discovery.plugins_dir()
     rules = launch.load_config(config_url) if config_url else {}
-    outcomes = launch.start(names, rules, plugins_dir=directory, timeout=timeout,
-                            config_source=config_url)
+    outcomes = starting.start(names, rules, plugins_dir=directory, timeout=timeout,
+                              config_source=config_url)
     code = _report(outcomes)
     if wait and code == 0:
         click.echo("Plugins running; Ctrl-C (or SIGTERM) stops them.", err=True)
-        code = _report(launch.hold(outcomes, plugins_dir=directory, timeout=stop_timeout))
+        code = _report(starting.hold(outcomes, plugins_dir=directory, timeout=stop_timeout))
     elif wait:  # one failed: the others were meant to live only as long as this command
-        _report(launch.release(outcomes, plugins_dir=directory, timeout=stop_timeout))
+        _report(starting.release(outcomes, plugins_dir=directory, timeout=stop_timeout))
     ctx.exit(code)
 
 
@@ -83,8 +84,8 @@ def stop(ctx: click.Context, stop_all: bool, timeout: float, names: tuple[str, .
     directory = discovery.plugins_dir()
     if not names and not stop_all:
         raise click.UsageError("name the plugins to stop, or use --all")
-    targets = launch.running(directory) if stop_all else list(names)
-    ctx.exit(_report(launch.stop(targets, plugins_dir=directory, timeout=timeout)))
+    targets = stopping.running(directory) if stop_all else list(names)
+    ctx.exit(_report(stopping.stop(targets, plugins_dir=directory, timeout=timeout)))
 
 
 def _report(outcomes: Sequence[launch.Outcome]) -> int:

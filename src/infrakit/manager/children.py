@@ -1,6 +1,6 @@
 """The plugin processes ``infrakit up`` runs: started, restarted when they die, stopped.
 
-:mod:`.embedded` starts every plugin its config names with :func:`infrakit.rpc.launch.start`
+:mod:`.embedded` starts every plugin its config names with :func:`infrakit.rpc.starting.start`
 (each in a session of its own, output to ``<plugins dir>/<name>.log``, ready once its socket
 answers), watches them, and restarts one that exits, after 1 s, then 2 s, 4 s … at most
 30 s while it keeps failing (a child that ran 30 s counts as healthy again). The previous
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from infrakit import errors
-from infrakit.rpc import launch
+from infrakit.rpc import launch, starting
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Children:
     def __init__(self, names: list[str], rules: dict[str, launch.Rule], *,
                  plugins_dir: pathlib.Path, source: str,
                  report: Callable[[str], None] = log.info,
-                 ready_timeout: float = launch.READY_TIMEOUT) -> None:
+                 ready_timeout: float = starting.READY_TIMEOUT) -> None:
         """``names``: the plugins to run; ``rules``: how to launch those that do not start
         from their ``infrakit.plugins`` entry point."""
         self.names = names
@@ -74,7 +74,7 @@ class Children:
     async def start(self) -> None:
         """Start every plugin; if one fails, stop those started and raise its error."""
         outcomes = await asyncio.to_thread(
-            launch.start, self.names, self.rules, plugins_dir=self.plugins_dir,
+            starting.start, self.names, self.rules, plugins_dir=self.plugins_dir,
             timeout=self.ready_timeout, config_source=self.source)
         now = time.monotonic()
         for outcome in outcomes:
@@ -115,7 +115,7 @@ class Children:
     async def _restart(self, child: Child) -> None:
         _keep_log(self.plugins_dir / f"{child.name}.log")
         [outcome] = await asyncio.to_thread(
-            launch.start, [child.name], self.rules, plugins_dir=self.plugins_dir,
+            starting.start, [child.name], self.rules, plugins_dir=self.plugins_dir,
             timeout=self.ready_timeout, config_source=self.source)
         child.restarts += 1
         child.started = time.monotonic()
@@ -132,7 +132,7 @@ class Children:
     async def stop(self) -> list[launch.Outcome]:
         """Stop the children this started (by pid), the others are left alone."""
         ours = [child.outcome for child in self.children.values() if child.ours]
-        stopped = await asyncio.to_thread(launch.release, ours, plugins_dir=self.plugins_dir)
+        stopped = await asyncio.to_thread(starting.release, ours, plugins_dir=self.plugins_dir)
         for outcome in stopped:
             if outcome.error is not None:
                 log.warning("stopping %s: %s", outcome.name, outcome.error.message)

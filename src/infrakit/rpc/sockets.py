@@ -80,6 +80,14 @@ def claim(path: pathlib.Path) -> None:
     pid_path(path).unlink(missing_ok=True)
 
 
+def is_socket(path: pathlib.Path) -> bool:
+    """True when a socket file (live or stale) is at ``path``."""
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def is_live(path: pathlib.Path) -> bool:
     """True when something accepts connections on the socket."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

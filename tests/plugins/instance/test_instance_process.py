@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from infrakit import errors
-from infrakit.plugins.instance import process, proctable
+from infrakit import errors, processes
+from infrakit.plugins.instance import process
 from infrakit.spi import instance
 
 SLEEP = "exec sleep 1000"
@@ -24,7 +24,7 @@ SLEEP = "exec sleep 1000"
 
 def alive(pid: int) -> bool:
     """Running and not a zombie (this container's init may never reap orphans)."""
-    info = proctable.stat(pid)
+    info = processes.stat(pid)
     return info is not None and info.running
 
 
@@ -148,8 +148,8 @@ def test_when_the_leader_dies_the_rest_of_its_session_is_killed(
 ) -> None:
     iid = provision(plugin, "sleep 1000 & " + SLEEP)
     leader = pid_of(plugin, iid)
-    assert wait_for(lambda: len(proctable.session_members(leader)) == 2)
-    [background] = [pid for pid in proctable.session_members(leader) if pid != leader]
+    assert wait_for(lambda: len(processes.session_members(leader)) == 2)
+    [background] = [pid for pid in processes.session_members(leader) if pid != leader]
 
     os.kill(leader, signal.SIGKILL)
 
@@ -160,8 +160,8 @@ def test_when_the_leader_dies_the_rest_of_its_session_is_killed(
 def test_destroy_stops_the_whole_process_tree(plugin: process.Plugin) -> None:
     iid = provision(plugin, "sleep 1000 & sleep 1000 & wait")
     leader = pid_of(plugin, iid)
-    assert wait_for(lambda: len(proctable.session_members(leader)) == 3)
-    tree = proctable.session_members(leader)
+    assert wait_for(lambda: len(processes.session_members(leader)) == 3)
+    tree = processes.session_members(leader)
 
     plugin.destroy(iid)
 
@@ -174,8 +174,8 @@ def test_destroy_kills_what_ignores_term_after_the_stop_timeout(plugin: process.
     iid = provision(plugin, "trap '' TERM; sleep 1000 & wait",
                     properties={"StopTimeout": "200ms"})
     leader = pid_of(plugin, iid)
-    assert wait_for(lambda: len(proctable.session_members(leader)) == 2)
-    tree = proctable.session_members(leader)
+    assert wait_for(lambda: len(processes.session_members(leader)) == 2)
+    tree = processes.session_members(leader)
 
     started = time.monotonic()
     plugin.destroy(iid)
@@ -251,12 +251,12 @@ def test_a_recycled_pid_is_neither_adopted_nor_killed(
 ) -> None:
     stranger = subprocess.Popen(["sleep", "1000"], start_new_session=True)
     try:
-        info = proctable.stat(stranger.pid)
+        info = processes.stat(stranger.pid)
         assert info is not None
         record = process.Record(
             id=instance.ID("instance-1"), pid=stranger.pid, init=SLEEP, started=time.time(),
             start_time=info.start_time + (1 if mismatch == "start_time" else 0),
-            boot_id=proctable.boot_id() + ("-old" if mismatch == "boot_id" else ""),
+            boot_id=processes.boot_id() + ("-old" if mismatch == "boot_id" else ""),
         )
         state = tmp_path / "state"
         state.mkdir()

@@ -44,9 +44,9 @@ from typing import Any
 import pydantic
 from pydantic import Field
 
-from infrakit import durations, errors, files
+from infrakit import durations, errors, files, processes
 from infrakit.plugins import environment, launch, properties
-from infrakit.plugins.instance import pidwatch, proctable
+from infrakit.plugins.instance import pidwatch
 from infrakit.spi import instance
 from infrakit.spi.wire import Tags, Wire
 
@@ -104,7 +104,7 @@ class Plugin:
         self._lock = threading.RLock()
         self._records: dict[str, Record] = {}
         self._stopping: set[str] = set()
-        self._boot = proctable.boot_id()
+        self._boot = processes.boot_id()
         self._watcher = pidwatch.Watcher(self._exited)
         self._adopt()
 
@@ -154,7 +154,7 @@ class Plugin:
         try:
             if running:
                 timeout = _parse(record.properties).stop_timeout
-                clean = proctable.stop_session(record.pid, timeout=timeout,
+                clean = processes.stop_session(record.pid, timeout=timeout,
                                                reap=lambda: _reap(record.pid))
                 log.info("destroyed %s (pid %d)%s", instance, record.pid,
                          "" if clean else ": killed after StopTimeout")
@@ -196,7 +196,7 @@ class Plugin:
                 raise errors.PermanentError(f"cannot start /bin/sh: {exc}") from None
             _CHILDREN[child.pid] = child
         # Our unreaped child cannot vanish from /proc: its stat is there, zombie or not.
-        info = proctable.stat(child.pid)
+        info = processes.stat(child.pid)
         return Record(
             id=iid, logical_id=spec.logical_id, tags=spec.tags, pid=child.pid,
             start_time=info.start_time if info else 0, boot_id=self._boot, started=time.time(),
@@ -205,10 +205,10 @@ class Plugin:
 
     def _running(self, record: Record) -> bool:
         """Whether ``record``'s leader runs and is the very process we started."""
-        info = proctable.stat(record.pid)
+        info = processes.stat(record.pid)
         return info is not None and info.running and self._same(record, info)
 
-    def _same(self, record: Record, info: proctable.Stat) -> bool:
+    def _same(self, record: Record, info: processes.Stat) -> bool:
         return record.boot_id == self._boot and info.start_time == record.start_time
 
     def _exited(self, iid: str) -> None:
@@ -232,11 +232,11 @@ class Plugin:
 
     def _forget(self, record: Record, *, keep_log: bool) -> None:
         """Drop ``record``: kill what is left of its session, reap, remove its files."""
-        info = proctable.stat(record.pid)
+        info = processes.stat(record.pid)
         # Kill leftovers only while the session is surely ours: the leader's pid is free, or
         # still held by our own leader (a zombie). A recycled pid may lead someone else's.
         if info is None or self._same(record, info):
-            proctable.signal_session(record.pid, signal.SIGKILL)
+            processes.signal_session(record.pid, signal.SIGKILL)
         _reap(record.pid)
         self._watcher.unwatch(record.id)
         self._records.pop(record.id, None)

@@ -1,8 +1,8 @@
 """Managers, their backend group plugins and other plugins as local processes, for the
-failover tests and ``bench/failover.py``.
+failover tests and ``bench/failover.py`` (a test harness: production code never imports it).
 
-    with cluster.Cluster(plugins_dir, logs_dir) as local:
-        local.start("flavor-vanilla", cluster.entry_point("flavor-vanilla"))
+    with testing_cluster.Cluster(plugins_dir, logs_dir) as local:
+        local.start("flavor-vanilla", testing_cluster.entry_point("flavor-vanilla"))
         local.backend("group-1", manager="mgr-1", poll="200ms", fence="250ms")
         local.manager("mgr-1", backend="group-1", fence="250ms",
                       election=["etcd", "--endpoint", url, "--lease-ttl", "2s"])
