@@ -11,16 +11,25 @@ script talks to them over their sockets, as the CLI does. For each size it measu
   cycle) to all N present and converged again;
 - destroy: how long DestroyGroup takes (it returns once every member is gone);
 
-and, for the rolling sizes, a rolling update to a new flavor config (from the commit to
-every member on the new config hash, converged), with the compatible defaults (one at a
-time, each new member health-gated; vanilla answers Healthy at once) and with
+and, for the rolling sizes (none by default), a rolling update to a new flavor config (from
+the commit to every member on the new config hash, converged), with the compatible defaults
+(one at a time, each new member health-gated; vanilla answers Healthy at once) and with
 ``MaxSurge: 25%``. Each figure is the median of ``--runs`` runs (default: 5 up to 1,000
 members, else 3). Besides wall times it records the CPU time (user and kernel) each plugin
 process spent in each phase, which says where the time went.
 
-    .venv/bin/python bench/group.py [--sizes 10 100 1000 3000 10000] [--runs N]
-        [--rolling-sizes 10 100] [--rolling-runs 3] [--idle-seconds 10]
+    .venv/bin/python bench/group.py [--original DIR] [--sizes 10 100 1000 3000 10000]
+        [--runs N] [--rolling-sizes 10 100] [--rolling-runs 3] [--idle-seconds 5]
         [--no-notify] [--where DIR] [--source DIR] [--json FILE]
+
+ORIGINAL: ``--original DIR`` (or ``$INFRAKIT_ORIGINAL_BIN``) names a directory holding
+InfraKit v0.5's Go binaries (``infrakit-group-default``, ``infrakit-instance-file``,
+``infrakit-flavor-vanilla``). Then every lifecycle runs on ours and on the original in turn
+(ours, original, ours, original, ... for each size and run; both sets of processes start
+once per size, so the first run of each is cold, as before), so load from the rest of the
+machine falls on both alike, and the summary gives
+both medians and the ratio ours/original for converge, heal, destroy, idle CPU and RSS. The
+original never gets ``--notify`` (it has no such flag). Without it, only ours is measured.
 
 ``--source DIR`` runs the three plugins from another source tree (e.g. an older checkout's
 ``src/``) to measure a change. ``--notify`` (the default) starts instance-file with
@@ -34,8 +43,6 @@ default ``--dir``; ``--where /dev/shm`` puts them on tmpfs. Creating a file cost
 ones, so the cost grows with recent deletions, and every benchmark run deletes thousands)
 and 10 us on tmpfs: the two places separate the plugins' cost from the disk's.
 
-The original Go plugins, measured the same way on this kind of machine, are in ORIGINAL;
-the table printed at the end sets ours next to them.
 """
 
 from __future__ import annotations
@@ -70,17 +77,10 @@ ENTRY = {"group": "infrakit.group.serve", "instance-file": "infrakit.plugins.ins
          "flavor-vanilla": "infrakit.plugins.flavor.vanilla"}
 """The module whose ``run(argv)`` serves each plugin (for ``--source``)."""
 
-ORIGINAL: dict[int, dict[str, float | None]] = {
-    10: {"converge": 0.026, "heal": 0.19, "rolling": 5.5, "destroy": 0.008, "cpu": 0.2,
-         "rss_mb": 12},
-    100: {"converge": 0.054, "heal": 0.27, "rolling": 52, "destroy": 0.06, "cpu": 0.2,
-          "rss_mb": 16},
-    1000: {"converge": 0.47, "heal": 0.36, "rolling": None, "destroy": 0.55, "cpu": 1.8,
-           "rss_mb": 20},
-    3000: {"converge": 1.8, "heal": 0.45, "rolling": None, "destroy": 1.6, "cpu": 4.0,
-           "rss_mb": 32},
-}
-"""The issue's table: seconds, % of one core, MB."""
+ORIGINAL_ENV = "INFRAKIT_ORIGINAL_BIN"
+"""Where the original's binaries are when ``--original`` is not given."""
+FIGURES = (("converge", "s"), ("heal", "s"), ("destroy", "s"), ("cpu", "%"), ("rss_mb", "MB"))
+"""What the summary compares, with units."""
 
 
 # Processes ------------------------------------------------------------------------------
@@ -135,16 +135,20 @@ class Plugins:
 
 @contextlib.contextmanager
 def running(poll: str, *, where: pathlib.Path, notify: bool,
-            source: pathlib.Path | None = None) -> Iterator[Plugins]:
+            source: pathlib.Path | None = None,
+            original: pathlib.Path | None = None) -> Iterator[Plugins]:
+    """The three plugins: ours, or the original's binaries in ``original``."""
     root = pathlib.Path(tempfile.mkdtemp(prefix="ikg-bench-", dir=where))
-    plugins = Plugins(root, source=source)
+    plugins = Plugins(root, source=None if original else source)
+    binaries = original or BIN
     try:
         plugins.files.mkdir()
         plugins.start("instance-file", [
-            str(BIN / "infrakit-instance-file"), "--dir", str(plugins.files), "--log", "2",
-            *(["--notify", "group"] if notify else [])])
-        plugins.start("flavor-vanilla", [str(BIN / "infrakit-flavor-vanilla"), "--log", "2"])
-        plugins.start("group", [str(BIN / "infrakit-group-default"), "--name", "group",
+            str(binaries / "infrakit-instance-file"), "--dir", str(plugins.files), "--log", "2",
+            *(["--notify", "group"] if notify and not original else [])])
+        plugins.start("flavor-vanilla", [str(binaries / "infrakit-flavor-vanilla"),
+                                         "--log", "2"])
+        plugins.start("group", [str(binaries / "infrakit-group-default"), "--name", "group",
                                 "--poll-interval", poll, "--log", "2"])
         plugins.wait_ready()
         yield plugins
@@ -308,28 +312,32 @@ def show(value: float | None, unit: str) -> str:
     return f"{value:.0f} MB"
 
 
-def cell(value: float | None, original: float | None, unit: str) -> str:
-    text = show(value, unit)
-    return f"{text} ({show(original, unit)})" if original is not None else text
+def ratio(ours: float | None, theirs: float | None) -> str:
+    if ours is None or not theirs:
+        return "—"
+    return f"{ours / theirs:.2f}x"
 
 
 def table(results: dict[str, Any]) -> str:
-    rows = ["| N | converge | heal 10% | rolling (one at a time) | rolling (surge 25%) | "
-            "destroy | group idle CPU | group RSS |", "|---|---|---|---|---|---|---|---|"]
-    sizes = sorted({*map(int, results["sizes"]), *map(int, results["rolling"])})
-    for size in sizes:
-        ours = results["sizes"].get(str(size), {})
-        roll = results["rolling"].get(str(size), {})
-        theirs = ORIGINAL.get(size, {})
-        rows.append(" | ".join([
-            f"| {size:,}",
-            cell(ours.get("converge"), theirs.get("converge"), "s"),
-            cell(ours.get("heal"), theirs.get("heal"), "s"),
-            cell(roll.get("default"), theirs.get("rolling"), "s"),
-            show(roll.get("surge25"), "s"),
-            cell(ours.get("destroy"), theirs.get("destroy"), "s"),
-            cell(ours.get("cpu"), theirs.get("cpu"), "%"),
-            cell(ours.get("rss_mb"), theirs.get("rss_mb"), "MB")]) + " |")
+    """Per size: ours, the original's and the ratio, for each figure (medians)."""
+    compared = bool(results["original"])
+    header = ["N"]
+    for name, _ in FIGURES:
+        header += [name, "original", "ratio"] if compared else [name]
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for size in sorted(map(int, results["sizes"])):
+        ours = results["sizes"][str(size)]
+        theirs = results["original"].get(str(size), {})
+        row = [f"{size:,}"]
+        for name, unit in FIGURES:
+            row.append(show(ours.get(name), unit))
+            if compared:
+                row += [show(theirs.get(name), unit), ratio(ours.get(name), theirs.get(name))]
+        rows.append("| " + " | ".join(row) + " |")
+    for size, figures in sorted(results["rolling"].items(), key=lambda item: int(item[0])):
+        rows.append(f"rolling update at {int(size):,}: one at a time "
+                    f"{show(figures.get('default'), 's')}, surge 25% "
+                    f"{show(figures.get('surge25'), 's')}")
     return "\n".join(rows)
 
 
@@ -338,65 +346,99 @@ def medians(samples: list[dict[str, Any]]) -> dict[str, float]:
             for key, value in samples[0].items() if isinstance(value, float)}
 
 
+def original_dir(given: pathlib.Path | None) -> pathlib.Path | None:
+    """The original's binaries (``--original`` or ``$INFRAKIT_ORIGINAL_BIN``), checked; ``None``
+    (with a message saying so) when neither is given."""
+    where = given or (pathlib.Path(os.environ[ORIGINAL_ENV])
+                      if os.environ.get(ORIGINAL_ENV) else None)
+    if where is None:
+        print(f"original: not measured (give --original DIR or ${ORIGINAL_ENV} with InfraKit "
+              "v0.5's binaries to compare); its columns are left out", flush=True)
+        return None
+    missing = [name for name in ("infrakit-group-default", "infrakit-instance-file",
+                                 "infrakit-flavor-vanilla") if not (where / name).is_file()]
+    if missing:
+        raise SystemExit(f"--original {where}: missing {', '.join(missing)}")
+    return where
+
+
+def line(size: int, who: str, figures: dict[str, float], runs: int) -> str:
+    return (f"{size:>6} {who:>8}: converge {figures['converge']:.3f}s  heal "
+            f"{figures['heal']:.3f}s  destroy {figures['destroy']:.3f}s  idle cpu "
+            f"{figures['cpu']:.2f}%  rss {figures['rss_mb']:.0f}MB  (median of {runs})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--original", type=pathlib.Path,
+                        help="dir of InfraKit v0.5's binaries: measure them too, interleaved "
+                             f"with ours (default: ${ORIGINAL_ENV}; none: ours only)")
     parser.add_argument("--sizes", type=int, nargs="*", default=[10, 100, 1000, 3000, 10000])
     parser.add_argument("--runs", type=int, default=0,
                         help="runs per size (default: 5 up to 1,000 members, else 3)")
-    parser.add_argument("--rolling-sizes", type=int, nargs="*", default=[10, 100])
+    parser.add_argument("--rolling-sizes", type=int, nargs="*", default=[],
+                        help="sizes for the rolling update (ours only; e.g. 10 100)")
     parser.add_argument("--rolling-runs", type=int, default=3)
-    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--idle-seconds", type=float, default=5.0)
     parser.add_argument("--poll", default="500ms", help="the group plugin's --poll-interval")
     parser.add_argument("--notify", action=argparse.BooleanOptionalAction, default=True,
-                        help="instance-file wakes the group plugin on a deleted file")
+                        help="our instance-file wakes the group plugin on a deleted file")
     parser.add_argument("--where", type=pathlib.Path, default=pathlib.Path.home(),
                         help="where sockets and instance files go (default: home; see WHERE)")
     parser.add_argument("--source", type=pathlib.Path,
-                        help="run the plugins from this source tree (another checkout's src/, "
+                        help="run our plugins from this source tree (another checkout's src/, "
                              "to compare versions) instead of the installed package")
     parser.add_argument("--seed", type=int, default=3, help="seeds the heal phases")
     parser.add_argument("--json", type=pathlib.Path, help="also write the summary here")
     args = parser.parse_args()
     poll = durations.parse_duration(args.poll, field="--poll")
+    original = original_dir(args.original)
     phases = random.Random(args.seed)
     setup = {"poll": args.poll, "notify": args.notify, "where": str(args.where),
-             "source": str(args.source or "installed"),
+             "source": str(args.source or "installed"), "original": str(original),
              "cpus": os.cpu_count(), "load_before": os.getloadavg()}
+    contenders: dict[str, pathlib.Path | None] = {"ours": None}
+    if original is not None:
+        contenders["original"] = original
 
-    results: dict[str, Any] = {"sizes": {}, "rolling": {}, "samples": {}}
+    results: dict[str, Any] = {"sizes": {}, "original": {}, "rolling": {}, "samples": {}}
     for size in args.sizes:
         runs = args.runs or (5 if size <= 1000 else 3)
-        with running(args.poll, where=args.where, notify=args.notify,
-                     source=args.source) as plugins:
-            samples = [asyncio.run(lifecycle(plugins, size, run, idle_seconds=args.idle_seconds,
-                                             poll=poll, phases=phases))
-                       for run in range(runs)]
-        results["samples"][str(size)] = samples
-        ours = results["sizes"][str(size)] = medians(samples)
-        print(f"{size:>6}: converge {ours['converge']:.3f}s  heal {ours['heal']:.3f}s  "
-              f"destroy {ours['destroy']:.3f}s  idle cpu {ours['cpu']:.2f}%  "
-              f"rss {ours['rss_mb']:.0f}MB  (median of {runs})", flush=True)
+        samples: dict[str, list[dict[str, Any]]] = {who: [] for who in contenders}
+        with contextlib.ExitStack() as stack:
+            started = {who: stack.enter_context(running(
+                args.poll, where=args.where, notify=args.notify, source=args.source,
+                original=binaries)) for who, binaries in contenders.items()}
+            for run in range(runs):
+                for who, plugins in started.items():  # interleaved: fair under any load
+                    samples[who].append(asyncio.run(lifecycle(
+                        plugins, size, run, idle_seconds=args.idle_seconds, poll=poll,
+                        phases=phases)))
+        for who, taken in samples.items():
+            results["samples"][f"{who}-{size}"] = taken
+            figures = medians(taken)
+            results["sizes" if who == "ours" else "original"][str(size)] = figures
+            print(line(size, who, figures, runs), flush=True)
     for size in args.rolling_sizes:
-        figures: dict[str, float] = {}
+        rolled: dict[str, float] = {}
         for surge, name in ((None, "default"), ("25%", "surge25")):
             with running(args.poll, where=args.where, notify=args.notify,
-                     source=args.source) as plugins:
+                         source=args.source) as plugins:
                 took = [asyncio.run(rolling(plugins, size, run, surge=surge))
                         for run in range(args.rolling_runs)]
-            figures[name] = statistics.median(took)
+            rolled[name] = statistics.median(took)
             results["samples"][f"rolling-{size}-{name}"] = took
-            print(f"{size:>6}: rolling update ({name}) {figures[name]:.3f}s "
+            print(f"{size:>6}: rolling update ({name}) {rolled[name]:.3f}s "
                   f"(runs: {', '.join(f'{t:.2f}' for t in took)})", flush=True)
-        results["rolling"][str(size)] = figures
+        results["rolling"][str(size)] = rolled
     setup["load_after"] = os.getloadavg()
     print()
-    print(f"Ours, medians (the original's in brackets); {setup}:")
+    print(f"Medians; ratio = ours / original; {setup}:")
     print(table(results))
-    summary = {"setup": setup, "sizes": results["sizes"], "rolling": results["rolling"],
-               "original": ORIGINAL}
-    print(json.dumps(summary))
+    summary = {key: value for key, value in results.items() if key != "samples"}
+    print(json.dumps({"setup": setup, **summary}))
     if args.json:
-        args.json.write_text(json.dumps({**summary, "samples": results["samples"]}, indent=2))
+        args.json.write_text(json.dumps({"setup": setup, **results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""Atomic file replacement, for whatever keeps its state in files.
+"""Writing files whole, for whatever keeps its state in files.
 
-``instance-file`` writes its instance files with it, ``instance-process`` its state records,
-the manager's file store its documents: a reader (or a crash) sees the old content or the
-new, never half a file.
+:func:`write_atomically` replaces a file (``instance-process`` its state records, the manager's
+file store its documents, ``instance-file`` a relabelled instance): a reader (or a crash) sees
+the old content or the new, never half a file. :func:`create` writes a new file in place with
+one ``write()``, as the original Go plugins do: half the inode work of a temporary file and a
+rename, for readers that take an empty or unparsable file as "not there yet" (``instance-file``
+provisioning an instance).
 """
 
 from __future__ import annotations
@@ -10,6 +13,26 @@ from __future__ import annotations
 import os
 import pathlib
 import tempfile
+
+
+def create(path: pathlib.Path, data: bytes, *, mode: int = 0o600) -> os.stat_result:
+    """Create ``path`` (``FileExistsError`` if it exists) holding ``data``; its version as
+    written (``fstat`` before close: no second lookup of the name).
+
+    Not atomic: until the write completes a reader may find the file empty (and, for data
+    larger than a page, short). Not fsynced. On failure the partial file is removed.
+    """
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:  # one write() for a regular file, short only when the disk fills
+            view = view[os.write(handle, view):]
+        return os.fstat(handle)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(handle)
 
 
 def write_atomically(path: pathlib.Path, data: bytes, *, durable: bool = True) -> None:

@@ -16,7 +16,15 @@ File layout (compatible with InfraKit's own file plugin, which embeds the Descri
 provisioned. Describe with ``properties=True`` returns ``Spec`` as the instance's Properties.
 The file name is the ID; a file whose name differs from its ``ID``, or that is not such a JSON
 object, is foreign and skipped (warned once per version of the file). Names starting with ``.``
-are ours in flight (temporary files of atomic writes) or hidden, and are ignored.
+are ours in flight (temporary files of Label's atomic rewrite) or hidden, and are ignored.
+
+Provision writes a new file as the original does: created in place (``O_EXCL``, so an ID is
+never reused) with one ``write()`` of the whole document, no temporary file and rename (those
+doubled the inode work, the dearest part of a Provision on this kind of disk). So a reader may
+find an instance file empty or cut short: that file is "not there yet", skipped without a
+warning and read again when it changes, never an error and never a deletion. Label rewrites an
+existing file, so it keeps the atomic rename: a listed instance must never vanish from a
+Describe.
 
 Describe brings :class:`index.Index` up to date first (inotify tells it which files changed;
 without inotify it scans and stats every file) and parses only files whose (inode, mtime, size)
@@ -83,7 +91,7 @@ class Plugin:
         self._dir = pathlib.Path(directory)
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._index = index.Index(self._dir, _parse, watch=watch)
+        self._index = index.Index(self._dir, self._parse_file, watch=watch)
         self._notifier = dirwatch.Notifier(self._dir, on_change) if on_change else None
         self._reserved: set[str] = set()  # IDs being provisioned, not yet on disk
         self._cost = 0.0  # see run_sync
@@ -109,22 +117,27 @@ class Plugin:
         """Any JSON is acceptable: the original wrote whatever it was given."""
 
     def provision(self, spec: instance.Spec) -> instance.ID:
-        with self._lock:
-            iid = self._new_id()
-            self._reserved.add(iid)
-        self._announce(iid)
-        try:
-            # Written outside the lock: creating a file costs the kernel up to ~0.5 ms here
-            # (ext4 without a journal scans recently deleted inodes), and provisions in
-            # several threads overlap that cost.
-            record = {"ID": iid, "LogicalID": spec.logical_id, "Tags": dict(spec.tags),
-                      "Spec": spec.to_wire()}
-            info = self._write(iid, record)
+        wire = spec.to_wire()
+        while True:
             with self._lock:
-                self._index.put(iid, _parsed(iid, record), info)
-        finally:
-            with self._lock:
-                self._reserved.discard(iid)
+                iid = self._new_id()
+                self._reserved.add(iid)
+            try:
+                # Written outside the lock: creating a file costs the kernel up to ~0.5 ms
+                # here (ext4 without a journal scans recently deleted inodes), and provisions
+                # in several threads overlap that cost.
+                record = {"ID": iid, "LogicalID": spec.logical_id, "Tags": dict(spec.tags),
+                          "Spec": wire}
+                self._announce(iid)
+                info = files.create(self._dir / iid, pydantic_core.to_json(record, indent=2))
+                with self._lock:
+                    self._index.put(iid, _parsed(iid, record), info)
+                break
+            except FileExistsError:
+                continue  # someone's file already has this name: draw another ID
+            finally:
+                with self._lock:
+                    self._reserved.discard(iid)
         log.info("provisioned %s", iid)
         return instance.ID(iid)
 
@@ -235,17 +248,29 @@ class Plugin:
             return _parse(iid, target.read_bytes()).record
         except FileNotFoundError:
             raise errors.NotFoundError(f"no instance {iid!r}", instance=iid) from None
-        except ValueError as exc:
+        except ValueError as exc:  # index.Incomplete too: not an instance yet
             raise errors.NotFoundError(f"no instance {iid!r}: {target} is {exc}",
                                        instance=iid) from None
         except OSError as exc:
             raise errors.PermanentError(f"instance {iid!r} cannot be read: {exc}") from None
 
+    def _parse_file(self, name: str, raw: bytes) -> _Parsed:
+        """:func:`_parse` for the index (called under ``_lock``): a file we are still writing
+        is :class:`index.Incomplete`, not foreign."""
+        try:
+            return _parse(name, raw)
+        except ValueError:
+            if name in self._reserved:
+                raise index.Incomplete("being written") from None
+            raise
+
     def _write(self, iid: str, record: dict[str, Any]) -> os.stat_result:
-        """Write ``iid``'s file; its version as written (so the index need not read it back:
-        a rewrite by someone else in the microseconds between shows as a newer version)."""
+        """Rewrite ``iid``'s existing file; its version as written (so the index need not read
+        it back: a rewrite by someone else in the microseconds between shows as a newer
+        version)."""
         # Not fsynced: an instance file is a stand-in for a machine, and the fsync was 60% of
-        # a Provision. The rename still makes every write all-or-nothing.
+        # a Provision. The rename makes the rewrite all-or-nothing: the instance never
+        # looks absent meanwhile.
         path = self._dir / iid
         files.write_atomically(path, pydantic_core.to_json(record, indent=2), durable=False)
         return os.stat(path)
@@ -253,8 +278,9 @@ class Plugin:
     def _new_id(self) -> str:
         while True:
             # Like the original: "instance-" and a random non-negative int63.
+            # No look at the disk: creating the file with O_EXCL tells a name already taken.
             iid = f"instance-{secrets.randbits(63)}"
-            if iid not in self._reserved and not (self._dir / iid).exists():
+            if iid not in self._reserved:
                 return iid
 
     def _path(self, iid: str) -> pathlib.Path:
@@ -268,14 +294,30 @@ def _query(tags: dict[str, str], properties: bool) -> tuple[frozenset[tuple[str,
 
 
 def _parse(name: str, raw: bytes) -> _Parsed:
-    """A file named ``name`` with contents ``raw``; ``ValueError`` when it is not one of ours."""
+    """A file named ``name`` with contents ``raw``; ``ValueError`` when it is not one of ours,
+    :class:`index.Incomplete` when it is empty or JSON cut short (still being written)."""
+    if not raw.strip():
+        raise index.Incomplete("empty")
     try:
         record = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
+        if _cut_short(exc):
+            raise index.Incomplete(f"JSON cut short ({exc})") from None
+        raise ValueError(f"not JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
         raise ValueError(f"not JSON ({exc})") from None
     if not isinstance(record, dict) or record.get("ID") != name:
         raise ValueError("not an instance file (its ID is not its file name)")
     return _parsed(name, record)
+
+
+def _cut_short(exc: json.JSONDecodeError) -> bool:
+    """Whether the text is the start of a JSON object that the decoder ran out of (its writer
+    is not done), rather than text that is no JSON."""
+    text = exc.doc.rstrip()
+    if not text.lstrip().startswith("{"):
+        return False
+    return exc.pos >= len(text) or exc.msg.startswith("Unterminated string")
 
 
 def _parsed(name: str, record: dict[str, Any]) -> _Parsed:

@@ -2,7 +2,11 @@
 
 The file instance plugin asks :meth:`Index.refresh` before every Describe. A file is parsed
 again only when its (inode, mtime_ns, size) changed; a file that does not parse is warned about
-once per version of it and then skipped. With inotify (:mod:`dirwatch`) only the names the
+once per version of it and then skipped. A file that is not complete yet (empty, or the parser
+raises :class:`Incomplete`: writers create files in place with one ``write()``) is skipped
+quietly and read again once it changes (its size grows; inotify reports the write and the
+close). It is never taken for a deletion: a file rewritten in place keeps its last complete
+value until the new one is whole. With inotify (:mod:`dirwatch`) only the names the
 kernel reports are looked at; without it, every call scans the directory and stats each file.
 Not thread-safe: the caller holds its own lock.
 """
@@ -25,6 +29,10 @@ T = TypeVar("T")
 
 Version = tuple[int, int, int]
 """(inode, mtime_ns, size): a file's identity for the cache."""
+
+
+class Incomplete(ValueError):
+    """Raised by a parser: this file is still being written; skip it without a warning."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,18 +145,30 @@ class Index(Generic[T]):
         cached = self._entries.get(name)
         if cached is not None and cached.version == version:
             return
-        self._entries[name] = _Entry(version, self._load(name, info.st_mode))
+        try:
+            value = self._load(name, info.st_mode)
+        except Incomplete:
+            value = None if cached is None else cached.value
+        self._entries[name] = _Entry(version, value)
         self.generation += 1
 
     def _load(self, name: str, mode: int) -> T | None:
+        """The value of file ``name``, ``None`` when it has none; :class:`Incomplete` when it
+        is still being written."""
         path = self._dir / name
         if not stat.S_ISREG(mode):
             log.debug("ignoring %s: not a regular file", path)
             return None
         try:
-            return self._parse(name, path.read_bytes())
+            raw = path.read_bytes()
+            if not raw:
+                raise Incomplete("empty")
+            return self._parse(name, raw)
         except FileNotFoundError:
             return None
+        except Incomplete as exc:
+            log.debug("skipping %s until it is complete: %s", path, exc)
+            raise
         except (OSError, ValueError) as exc:
             log.warning("skipping %s: %s", path, exc)
             return None
