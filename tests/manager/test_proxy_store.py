@@ -91,7 +91,7 @@ async def test_a_leader_regaining_leadership_over_a_corrupt_store_keeps_the_last
 async def test_a_manager_that_never_read_a_good_store_says_why_it_cannot_take_over(
         tmp_path: pathlib.Path, instances: FakeInstancePlugin,
         corruption: tuple[Callable[[str], str], str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tenure, "RETRY_LOAD", 0.05)
+    monkeypatch.setattr(tenure, "RETRY_FIRST", 0.05)
     damage, problem = corruption
     good = json.dumps({"Groups": {GID: {"Plugin": "group-stateless",
                                         "Properties": spec(size=1).to_wire()}}}, indent=2)
@@ -103,11 +103,12 @@ async def test_a_manager_that_never_read_a_good_store_says_why_it_cannot_take_ov
     await one.manager.start()
     try:
         one.leadership.grant()
-        with pytest.raises(errors.InvalidError) as failure:
+        with pytest.raises(errors.TemporaryError) as failure:
             await one.manager.describe_group(GID)
         assert failure.value.message.startswith(
-            f"manager 'mgr-1' leads but cannot take over: corrupt store {path}: {problem}")
-        with pytest.raises(errors.InvalidError):
+            "manager 'mgr-1' leads but is still taking over: cannot read the store; last "
+            f"error: corrupt store {path}: {problem}")
+        with pytest.raises(errors.TemporaryError):
             await one.manager.commit_group(spec(size=5), False)
         assert path.read_text() == damage(good)
 

@@ -5,7 +5,9 @@ as InfraKit's CLI does, commits each group to the plugin its entry names (``--na
 the entry names none), printing ``Committed <id>: <details>``. The other verbs ask the
 manager ``--name``; a standby answers by forwarding to the leader. ``leader``, ``history``
 and ``rollback`` call the manager's extensions (``Manager.LeaderInfo``, ``.History``,
-``.Rollback``).
+``.Rollback``); ``leader`` asked of a leader whose take-over is not done adds its
+``Status`` ("taking over: 2 of 3 groups committed; last error: ...; next try in 4s"), and
+the other verbs then fail at once with that reason.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def inspect(ctx: click.Context, output: str) -> None:
 @options.output()
 @click.pass_context
 def leader(ctx: click.Context, output: str) -> None:
-    """Who leads, since when, and its lease (etcd)."""
+    """Who leads, since when, its lease (etcd), and a take-over not done yet."""
     answer = remote.target(ctx).call("Manager.LeaderInfo", group.Empty(),
                                      methods.LeaderInfoResponse, needs=NEEDS_MANAGER)
     if output != "table":
@@ -95,6 +97,8 @@ def leader(ctx: click.Context, output: str) -> None:
     for label, value in (("Leader", info.name or "(none)"), ("Since", since), ("Lease", lease),
                          ("Backend", info.backend), ("Asked", f"{answer.manager} ({role})")):
         render.line(f"{label + ':':<9}{value}")
+    if answer.take_over is not None and answer.take_over.phase != "done":
+        render.line(f"{'Status:':<9}{answer.take_over.summary}")
 
 
 @click.command("history")

@@ -6,39 +6,65 @@
 instance and flavor plugins a group names in the same plugins dir.
 
 Behind a manager (``infrakit-manager --proxy-for-group NAME``), ``--manager`` fences the
-plugin: every fence interval it asks that manager ``Manager.IsLeader`` (with the interval
-as timeout) and stops supervising every group (instances stay) as soon as the manager is
-gone, hung or not the leader; a commit is refused unless the manager leads at that moment.
-So a manager killed with ``kill -9`` leaves no controller behind to race the next leader's.
+plugin (:class:`Fence`): every fence interval it asks that manager ``Manager.IsLeader``
+(with the interval as timeout) and stands down as soon as the manager is gone, hung or not
+the leader: it stops every mutating call in flight and every group's supervisor (instances
+stay). Every mutating call (CommitGroup but a pretend one, FreeGroup, DestroyGroup,
+DestroyInstances, SetSize, Pause, Resume, Abort) asks the manager first and is refused with
+:class:`errors.NotLeaderError` unless it leads at that moment; reads and Wake stay open.
+So a manager killed with ``kill -9`` or stopped with ``SIGSTOP`` leaves no controller behind
+to race the next leader's, and nobody can act through the backend behind its back.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 from infrakit import durations, errors, logs
 from infrakit.group import controller, rolling
 from infrakit.rpc import discovery, server
-from infrakit.spi import group
+from infrakit.spi import group, instance, manager
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+
+class Managers(Protocol):
+    """Where the fence finds its manager (the plugins dir: :class:`discovery.Plugins`)."""
+
+    def manager(self, name: str) -> manager.Plugin: ...
 
 
 class Fence:
-    """The manager this plugin serves: does it lead now? (``--manager``)"""
+    """The manager this plugin serves: does it lead now? (``--manager``)
 
-    def __init__(self, manager: str, groups: controller.Controller,
-                 plugins: discovery.Plugins, *, interval: float) -> None:
+    A mutating call runs through :meth:`act`; :meth:`stand_down` (from :meth:`run` when the
+    manager does not lead) bumps :attr:`epoch`, so a call whose question was asked before
+    it is refused even if the answer is yes, and cancels every call already acting. Both
+    steps of a call (compare the epoch, register its task) happen without an ``await`` in
+    between, so no call starts acting after a stand-down began on an earlier answer.
+    """
+
+    def __init__(self, manager: str, groups: controller.Controller, plugins: Managers, *,
+                 interval: float) -> None:
         self.manager = manager
         self.groups = groups
         self.plugins = plugins
         self.interval = interval
+        self.epoch = 0
+        """Bumped by every stand-down: answers to questions asked before it do not count."""
+        self.task: asyncio.Task[None] | None = None
+        """The fence's loop while :meth:`watching`."""
+        self._acting: set[asyncio.Task[Any]] = set()
+        self._down = asyncio.Lock()
 
     async def leads(self) -> bool:
         """True when the manager answers, within the interval, that it leads."""
@@ -48,34 +74,75 @@ class Fence:
         except (errors.InfrakitError, TimeoutError):
             return False
 
-    async def check(self) -> None:
-        """:class:`errors.NotLeaderError` unless the manager leads now."""
-        if not await self.leads():
+    async def act(self, what: str, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """``work()``, the mutating call ``what`` (e.g. ``SetSize``), if the manager leads
+        now; :class:`errors.NotLeaderError` if it does not, or stops leading meanwhile."""
+        async with self._down:  # a stand-down in progress finishes first
+            epoch = self.epoch
+        if not await self.leads() or epoch != self.epoch:
             raise errors.NotLeaderError(
                 f"fenced: manager {self.manager!r} is gone or does not lead, so this group "
-                "plugin does not act for it")
+                f"plugin does not act for it ({what} refused)", manager=self.manager)
+        task = asyncio.create_task(work(), name=f"fenced {what}")
+        self._acting.add(task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if epoch == self.epoch or (current is not None and current.cancelling()):
+                raise  # our caller went away: not the fence's doing
+            raise errors.NotLeaderError(
+                f"fenced: manager {self.manager!r} stopped leading while {what} was in "
+                "flight; this group plugin stopped it part-way and supervises nothing now",
+                manager=self.manager) from None
+        finally:
+            self._acting.discard(task)
+
+    async def round(self) -> None:
+        """One look: stand down unless the manager leads."""
+        if not await self.leads():
+            await self.stand_down()
+
+    async def stand_down(self) -> None:
+        """Stop every mutating call in flight, then every group's supervisor (instances
+        stay); calls asked about before now are refused."""
+        self.epoch += 1
+        async with self._down:
+            acting = list(self._acting)
+            for task in acting:
+                task.cancel()
+            await asyncio.gather(*acting, return_exceptions=True)
+            held = await self.groups.inspect_groups()
+            await self.groups.close()
+        if held or acting:
+            log.warning("manager %s is gone or does not lead: stopped %d call(s) in flight "
+                        "and supervising %s (instances stay)", self.manager, len(acting),
+                        ", ".join(spec.id for spec in held) or "no group")
 
     async def run(self) -> None:
-        """Stop supervising (instances stay) whenever the manager does not lead."""
+        """Stand down whenever the manager does not lead, every interval."""
         while True:
             try:
-                if not await self.leads():
-                    await self._stand_down()
+                await self.round()
             except Exception:  # the fence must outlive any one failed round
                 log.exception("fence round failed")
             await asyncio.sleep(self.interval)
 
-    async def _stand_down(self) -> None:
-        held = await self.groups.inspect_groups()
-        if held:
-            log.warning("manager %s is gone or does not lead: stopped supervising %s "
-                        "(instances stay)", self.manager, ", ".join(spec.id for spec in held))
-            await self.groups.close()
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[None]:
+        """:meth:`run` in a task for the duration of the block; over when the block is."""
+        self.task = asyncio.create_task(self.run(), name=f"fence:{self.manager}")
+        try:
+            yield
+        finally:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
 
 
 class Served:
     """The controller as the RPC layer sees it: ``Resume`` arrives as raw wire JSON, and a
-    fenced plugin commits only while its manager leads."""
+    fenced plugin makes every mutating call through :meth:`Fence.act`."""
 
     def __init__(self, inner: controller.Controller, *, fence: Fence | None = None) -> None:
         self.inner = inner
@@ -83,12 +150,41 @@ class Served:
 
     async def commit_group(self, spec: group.Spec, pretend: bool, *,
                            resume: Any = None) -> str:
-        if self.fence is not None and not pretend:
-            await self.fence.check()
         state = rolling.UpdateState.from_wire(resume) if resume else None
-        return await self.inner.commit_group(spec, pretend, resume=state)
+        if pretend:
+            return await self.inner.commit_group(spec, True, resume=state)
+        return await self._fenced("CommitGroup", lambda: self.inner.commit_group(
+            spec, False, resume=state))
+
+    async def free_group(self, gid: group.ID) -> None:
+        await self._fenced("FreeGroup", lambda: self.inner.free_group(gid))
+
+    async def destroy_group(self, gid: group.ID) -> None:
+        await self._fenced("DestroyGroup", lambda: self.inner.destroy_group(gid))
+
+    async def destroy_instances(self, gid: group.ID, instances: list[instance.ID]) -> None:
+        await self._fenced("DestroyInstances",
+                           lambda: self.inner.destroy_instances(gid, instances))
+
+    async def set_size(self, gid: group.ID, size: int) -> None:
+        await self._fenced("SetSize", lambda: self.inner.set_size(gid, size))
+
+    async def pause(self, gid: group.ID) -> None:
+        await self._fenced("Pause", lambda: self.inner.pause(gid))
+
+    async def resume(self, gid: group.ID) -> None:
+        await self._fenced("Resume", lambda: self.inner.resume(gid))
+
+    async def abort(self, gid: group.ID) -> None:
+        await self._fenced("Abort", lambda: self.inner.abort(gid))
+
+    async def _fenced(self, what: str, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        if self.fence is None:
+            return await work()
+        return await self.fence.act(what, work)
 
     def __getattr__(self, name: str) -> Any:
+        # Reads and Wake pass straight through.
         return getattr(self.inner, name)
 
 
@@ -119,11 +215,9 @@ async def serve(name: str, *, poll_interval: float, max_parallel: int, manager: 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     try:
-        async with server.Server(name, group=Served(groups, fence=fence)):
-            watching = asyncio.create_task(fence.run(), name="fence") if fence else None
+        async with server.Server(name, group=Served(groups, fence=fence)), \
+                fence.watching() if fence else contextlib.nullcontext():
             await stopping.wait()
-            if watching is not None:
-                watching.cancel()
     finally:
         await groups.close()  # stop supervising; the instances stay
         await plugins.close()

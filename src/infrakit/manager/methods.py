@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import Field
 
-from infrakit.manager import leader, proxy, store
+from infrakit.manager import leader, proxy, store, tenure
 from infrakit.rpc import dispatch
 from infrakit.spi import group
-from infrakit.spi.wire import Wire
+from infrakit.spi.wire import Wire, omit_if_none
 
 
 class LeaderInfoResponse(Wire):
@@ -26,6 +26,8 @@ class LeaderInfoResponse(Wire):
     """The answering manager's name."""
     is_leader: bool = False
     """Whether the answering manager is the leader."""
+    take_over: tenure.Progress | None = omit_if_none()
+    """(ext) While the answering manager leads: how its take-over stands."""
 
 
 class HistoryResponse(Wire):
@@ -57,7 +59,8 @@ def table(manager: proxy.Manager) -> dispatch.Methods:
     async def leader_info(params: dict[str, Any]) -> Any:
         info = await manager.leader_info()
         return LeaderInfoResponse(leader=info, manager=manager.name,
-                                  is_leader=await manager.is_leader())
+                                  is_leader=await manager.is_leader(),
+                                  take_over=manager.take_over())
 
     async def history(params: dict[str, Any]) -> Any:
         req = dispatch.parse(group.IDRequest, params, method="Manager.History")

@@ -10,7 +10,8 @@ calls to the leader instead. What the leader does between gaining and losing lea
 
 Beyond the Group interface: ``pause``/``resume``/``abort``/``wake`` (forwarded, with the
 update state saved at once), ``history`` and ``rollback`` (the store's last N specs per
-group), and ``leader_info``/``is_leader``.
+group), ``leader_info``/``is_leader``, and ``take_over`` (how this leader's take-over
+stands; until it is done calls fail at once saying so, see :meth:`.tenure.Tenure.refusal`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from infrakit import errors
+from infrakit.group import clock as clock_
 from infrakit.group import rolling
 from infrakit.manager import leader, store, tenure
 from infrakit.spi import group, instance
@@ -30,8 +32,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-READY_TIMEOUT = 30.0
-"""Seconds a call waits for a new leader to finish taking over."""
+READY_TIMEOUT = 5.0
+"""Seconds a call waits for a new leader's first attempt to take over (the handover, then
+the commits); past it, or once an attempt has failed, calls hear how the take-over stands
+(:meth:`.tenure.Tenure.refusal`) rather than wait longer."""
 
 
 class Manager:
@@ -39,10 +43,12 @@ class Manager:
 
     def __init__(self, name: str, *, leadership: leader.Leadership, store: store.Store,
                  backend: tenure.Backend, backend_name: str, handover: float = 0.0,
-                 state_poll: float = 1.0, ready_timeout: float = READY_TIMEOUT) -> None:
+                 state_poll: float = 1.0, ready_timeout: float = READY_TIMEOUT,
+                 clock: clock_.Clock | None = None) -> None:
         """``backend_name`` is recorded as each group's Plugin in the store;
         ``handover``: see :func:`.tenure.handover_delay`; ``state_poll``: how often the
-        backend's rolling-update states are read and saved."""
+        backend's rolling-update states are read and saved; ``clock``: the tenures' time
+        (handover, retries, polls), fake in tests."""
         if state_poll <= 0:
             raise errors.InvalidError(f"state_poll: expected seconds > 0, got {state_poll}",
                                       field="state_poll")
@@ -54,6 +60,7 @@ class Manager:
         self.handover = handover
         self.state_poll = state_poll
         self.ready_timeout = ready_timeout
+        self.clock = clock
         self._tenure: tenure.Tenure | None = None
         self._ending: asyncio.Task[None] | None = None
         self._unsubscribe = leadership.on_change(self._on_change)
@@ -87,7 +94,7 @@ class Manager:
                 self._tenure = tenure.Tenure(
                     self.name, storage=self.store, backend=self.backend,
                     token=self.leadership.token, handover=self.handover,
-                    state_poll=self.state_poll)
+                    state_poll=self.state_poll, clock=self.clock)
                 # A new tenure starts once the previous one has freed the backend.
                 self._tenure.begin(after=self._ending)
         elif self._tenure is not None:
@@ -95,23 +102,23 @@ class Manager:
             held.halt()  # nothing acts from here on
             self._ending = asyncio.create_task(held.end(), name=f"hand-back:{self.name}")
 
-    async def _leading(self) -> tenure.Tenure:
-        """The tenure once it has taken over; NotLeaderError when this manager cannot act."""
+    async def _leading(self, *, mending: bool = False) -> tenure.Tenure:
+        """The tenure once it has taken over; NotLeaderError when this manager cannot act,
+        a TemporaryError saying how the take-over stands while it is not done. ``mending``
+        (CommitGroup, FreeGroup) may act once the store is read: it can mend a group the
+        backend refuses, which would otherwise keep the take-over from ever finishing."""
         held = self._tenure
         if held is None or not self.leadership.is_leader():
             raise errors.NotLeaderError(f"manager {self.name!r} does not lead",
                                         manager=self.name)
-        try:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.ready_timeout):
                 await held.settled.wait()
-        except TimeoutError:
-            raise errors.CallTimeout(f"manager {self.name!r} leads but has not finished "
-                                     f"taking over within {self.ready_timeout:g}s") from None
-        if held.failure is not None:
-            raise held.failure
-        if not held.ready.is_set():
-            raise errors.NotLeaderError(f"manager {self.name!r} does not lead",
-                                        manager=self.name)
+        if mending and held.loaded and not held.halted:
+            return held
+        refused = held.refusal()
+        if refused is not None:
+            raise refused
         return held
 
     # Manager ---------------------------------------------------------------------------
@@ -121,6 +128,11 @@ class Manager:
 
     async def leader_info(self) -> leader.Info:
         return await self.leadership.leader_info()
+
+    def take_over(self) -> tenure.Progress | None:
+        """How this manager's take-over stands while it leads; None while it does not."""
+        held = self._tenure
+        return held.progress() if held is not None and not held.halted else None
 
     async def record_state(self, gid: group.ID, state: rolling.UpdateState | None) -> None:
         """``on_state`` of an in-process controller: save its update state at once."""
@@ -136,9 +148,12 @@ class Manager:
         if resume is not None:
             raise errors.InvalidError("Resume: not accepted by a manager (it passes the saved "
                                       "update state to its backend itself)", field="Resume")
-        held = await self._leading()
+        held = await self._leading(mending=True)
         async with held.lock(spec.id):
-            return await self._commit(held, spec, pretend=pretend)
+            details = await self._commit(held, spec, pretend=pretend)
+        if not pretend:
+            held.mended(spec.id)
+        return details
 
     async def _commit(self, held: tenure.Tenure, spec: group.Spec, *, pretend: bool) -> str:
         held.check()
@@ -151,11 +166,12 @@ class Manager:
 
     async def free_group(self, gid: group.ID) -> None:
         """Forget the group (store first), then free it in the backend; instances stay."""
-        held = await self._leading()
+        held = await self._leading(mending=True)
         async with held.lock(gid):
             if gid in held.doc.groups:
                 await held.update(lambda doc: doc.without_group(gid))
                 await held.forget_state(gid)
+                held.mended(gid)
                 with contextlib.suppress(errors.NotFoundError):
                     await _after_saving(held, lambda: self.backend.free_group(gid), saved=None)
                 return

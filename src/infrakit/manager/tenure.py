@@ -7,7 +7,12 @@ when it loses it. In between the tenure:
 1. waits out the **handover** delay (:func:`handover_delay`): the time the previous
    leader's backend may still be acting once that leader stopped leading;
 2. loads the store (the last good document when the store went bad since) and commits every
-   group to the backend, each with its saved rolling-update state as ``resume``;
+   group to the backend, each with its saved rolling-update state as ``resume``; a store
+   that cannot be read, or groups the backend refuses, are logged and tried again after a
+   backoff (:func:`retry_delay`). Until every group is committed the take-over is
+   incomplete: :meth:`Tenure.progress` says how it stands and :meth:`Tenure.refusal` is the
+   error callers get at once (only a CommitGroup or FreeGroup, which can mend a group the
+   backend refuses, goes through once the store is read);
 3. every ``state_poll`` seconds asks the backend for each group's description: a rolling
    update's state that changed is saved (so the next leader resumes it), and a group the
    backend no longer knows (it restarted, or fenced itself) is committed again.
@@ -25,16 +30,20 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from infrakit import errors
+from infrakit import durations, errors
+from infrakit.group import clock as clock_
 from infrakit.manager import leader, store
 from infrakit.spi import group, instance
+from infrakit.spi.wire import Wire
 
 log = logging.getLogger(__name__)
 
 FREE_TIMEOUT = 10.0
 """Seconds freeing the backend's groups may take when leadership ends."""
-RETRY_LOAD = 2.0
-"""Seconds between attempts to load a store that could not be read."""
+RETRY_FIRST = 1.0
+"""Seconds before the first new attempt of a take-over that failed; doubled each time."""
+RETRY_CAP = 30.0
+"""The most seconds between attempts of a take-over."""
 
 
 class Backend(Protocol):
@@ -90,6 +99,30 @@ def handover_delay(backend: str, *, fence_interval: float, poll: float = 0.0,
     return fence_interval + margin
 
 
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait after the ``attempt``-th failed attempt (from 1) to take over."""
+    return min(RETRY_CAP, RETRY_FIRST * 2.0 ** min(attempt - 1, 62))
+
+
+class Progress(Wire):
+    """(ext) How the leader's take-over stands, as ``manager leader`` shows it."""
+
+    phase: str = ""
+    """``waiting`` (the handover), ``loading``, ``committing``, ``retrying`` or ``done``."""
+    groups: int = 0
+    """Groups in the store to take over (0 until it is read)."""
+    committed: int = 0
+    """Of those, the groups committed to the backend."""
+    attempts: int = 0
+    """Attempts that failed so far."""
+    last_error: str = ""
+    """Why the last attempt failed."""
+    next_try: float = 0.0
+    """Seconds until the next attempt (``retrying``)."""
+    summary: str = ""
+    """All of it in one line: "taking over: 2 of 3 groups committed; last error: ..."."""
+
+
 def update_of(description: group.Description) -> store.State | None:
     """The rolling update in flight, from the (ext) status of a DescribeGroup answer."""
     status = description.status
@@ -102,22 +135,30 @@ class Tenure:
 
     def __init__(self, manager: str, *, storage: store.Store, backend: Backend,
                  token: Callable[[], leader.Token | None], handover: float,
-                 state_poll: float) -> None:
+                 state_poll: float, clock: clock_.Clock | None = None) -> None:
         self.manager = manager
         self.store = storage
         self.backend = backend
         self._token = token
         self.handover = handover
         self.state_poll = state_poll
+        self.clock = clock if clock is not None else clock_.RealClock()
         self.doc = store.Document()
         """The document as this leader last saved or loaded it."""
         self.ready = asyncio.Event()
         """Set once every stored group has been committed to the backend."""
-        self.failure: errors.InfrakitError | None = None
-        """Why the tenure cannot take over yet (a store that cannot be read)."""
         self.settled = asyncio.Event()
-        """Set when ready, or when taking over failed (see :attr:`failure`)."""
+        """Set when ready, when an attempt to take over failed (see :meth:`refusal`), or
+        when halted: callers wait for it, then act or hear why not."""
+        self.loaded = False
+        """True once the store has been read (calls that mend a group may act)."""
         self.halted = False
+        self._phase = "waiting"
+        self._pending: set[group.ID] = set()
+        self._attempts = 0
+        self._last_error = ""
+        self._retry_at: float | None = None
+        self._took_over = 0
         self._saved: dict[group.ID, store.State | None] = {}
         self._locks: dict[group.ID, asyncio.Lock] = {}
         self._writing = asyncio.Lock()
@@ -133,7 +174,6 @@ class Tenure:
         """Leadership is gone: act no more (synchronous, called at the moment of loss)."""
         self.halted = True
         self.ready.clear()
-        self.failure = errors.NotLeaderError(f"manager {self.manager!r} lost leadership")
         self.settled.set()  # callers waiting for the take-over hear the news now
         if self._task is not None:
             self._task.cancel()
@@ -174,41 +214,70 @@ class Tenure:
         if self.handover > 0:
             log.info("%s: waiting %.2fs for the previous leader's backend to stop",
                      self.manager, self.handover)
-            await asyncio.sleep(self.handover)
+            await self.clock.sleep(self.handover)
         await self._take_over()
         while True:
-            await asyncio.sleep(self.state_poll)
+            await self.clock.sleep(self.state_poll)
             try:
                 await self.watch()
             except Exception:  # keeping in step must outlive any one failed round
                 log.exception("%s: watching the backend failed", self.manager)
 
     async def _take_over(self) -> None:
-        while True:
-            try:
-                self.doc = await self.store.load()
-                break
-            except errors.InfrakitError as e:
-                last = self.store.last_good
-                if last is not None:
-                    log.error("%s: %s; keeping the last good document", self.manager,
-                              e.message)
-                    self.doc = last
-                    break
-                self._fail(e)
-                await asyncio.sleep(RETRY_LOAD)
-        self.failure = None
+        """Read the store, then commit every group; retry what failed until all is done."""
+        self._phase = "loading"
+        while not await self._load():
+            await self._retry_later()
+        self.loaded = True
+        self._last_error = ""
+        self._pending = set(self.doc.groups)
+        self._phase = "committing"
         await asyncio.gather(*(self._restore(gid) for gid in self.doc.groups))
+        while pending := self._still_pending():
+            log.warning("%s: took over %d of %d group(s) so far; not yet %s", self.manager,
+                        len(self.doc.groups) - len(pending), len(self.doc.groups),
+                        ", ".join(sorted(pending)))
+            await self._retry_later()
+            await asyncio.gather(*(self._commit_pending(gid) for gid in self._still_pending()))
+        self._complete()
+
+    async def _load(self) -> bool:
+        try:
+            self.doc = await self.store.load()
+            return True
+        except errors.InfrakitError as e:
+            last = self.store.last_good
+            if last is None:
+                self._last_error = e.message
+                return False
+            log.error("%s: %s; keeping the last good document", self.manager, e.message)
+            self.doc = last
+            return True
+
+    async def _retry_later(self) -> None:
+        """Say why the take-over is not done, then wait (with backoff) for the next try."""
+        self._attempts += 1
+        delay = retry_delay(self._attempts)
+        self._retry_at = self.clock.monotonic() + delay
+        log.error("%s: %s", self.manager, self.progress().summary)
+        self.settled.set()  # callers hear why at once
+        try:
+            await clock_.wait_event(self.clock, self.ready, delay)  # or mended by calls
+        finally:
+            self._retry_at = None
+
+    def _still_pending(self) -> set[group.ID]:
+        # A group freed or destroyed meanwhile is no longer the take-over's to commit.
+        return {gid for gid in self._pending if gid in self.doc.groups}
+
+    def _complete(self) -> None:
+        if self.ready.is_set() or self.halted:
+            return
+        self._took_over = len(self.doc.groups)
+        self._phase = "done"
         self.ready.set()
         self.settled.set()
-        log.info("%s: took over %d group(s)", self.manager, len(self.doc.groups))
-
-    def _fail(self, e: errors.InfrakitError) -> None:
-        if self.failure is None or self.failure.message != e.message:
-            log.error("%s: cannot take over: %s", self.manager, e.message)
-        self.failure = errors.InvalidError(
-            f"manager {self.manager!r} leads but cannot take over: {e.message}", **e.data)
-        self.settled.set()
+        log.info("%s: took over %d group(s)", self.manager, self._took_over)
 
     async def _restore(self, gid: group.ID) -> None:
         try:
@@ -219,9 +288,22 @@ class Tenure:
             state = None
         self._saved[gid] = state
         async with self.lock(gid):
-            await self._commit_stored(gid, resume=state)
+            await self._commit_taking_over(gid)
 
-    async def _commit_stored(self, gid: group.ID, *, resume: store.State | None) -> None:
+    async def _commit_pending(self, gid: group.ID) -> None:
+        async with self.lock(gid):
+            if gid in self._still_pending():  # not mended by a call meanwhile
+                await self._commit_taking_over(gid)
+
+    async def _commit_taking_over(self, gid: group.ID) -> None:
+        refused = await self._commit_stored(gid, resume=self._saved.get(gid))
+        if refused is None:
+            self._pending.discard(gid)
+        else:
+            self._last_error = f"group {gid!r}: {refused}"
+
+    async def _commit_stored(self, gid: group.ID, *, resume: store.State | None) -> str | None:
+        """Commit the stored spec to the backend; why not, when it failed (logged)."""
         try:
             self.check()
             details = await self.backend.commit_group(self.doc.group_spec(gid), False,
@@ -229,12 +311,65 @@ class Tenure:
         except errors.InfrakitError as e:
             log.error("%s: could not commit group %s to the backend (retrying): %s",
                       self.manager, gid, e.message)
-            return
-        except Exception:  # the next round retries; the take-over goes on for the others
+            return e.message
+        except Exception as e:  # retried; the take-over goes on for the others
             log.exception("%s: could not commit group %s to the backend (retrying)",
                           self.manager, gid)
-            return
+            return str(e) or type(e).__name__
         log.info("%s: committed group %s: %s", self.manager, gid, details)
+        return None
+
+    # How the take-over stands ----------------------------------------------------------
+
+    def progress(self) -> Progress:
+        """The take-over now, for ``manager leader`` and for the callers' errors."""
+        groups = len(self.doc.groups) if self.loaded else 0
+        committed = groups - len(self._still_pending()) if self.loaded else 0
+        next_try = 0.0
+        if self._retry_at is not None:
+            next_try = max(0.0, self._retry_at - self.clock.monotonic())
+        phase = ("done" if self.ready.is_set() else
+                 "retrying" if self._retry_at is not None else self._phase)
+        return Progress(phase=phase, groups=groups, committed=committed,
+                        attempts=self._attempts, last_error=self._last_error,
+                        next_try=next_try, summary=self._summary(
+                            phase, groups=groups, committed=committed, next_try=next_try))
+
+    def _summary(self, phase: str, *, groups: int, committed: int, next_try: float) -> str:
+        if phase == "done":
+            return f"took over {self._took_over} group(s)"
+        if phase == "waiting":
+            return "taking over: waiting for the previous leader's backend to stop"
+        if not self.loaded:
+            parts = ["taking over: " + ("cannot read the store" if self._attempts
+                                        else "reading the store")]
+        else:
+            parts = [f"taking over: {committed} of {groups} groups committed"]
+        if self._last_error:
+            parts.append(f"last error: {self._last_error}")
+        if phase == "retrying":
+            parts.append(f"next try in {durations.format_duration(round(next_try, 1))}")
+        elif self._attempts:
+            parts.append("trying again now")
+        return "; ".join(parts)
+
+    def refusal(self) -> errors.InfrakitError | None:
+        """What a call gets now instead of acting; None once the take-over is done."""
+        if self.halted:
+            return errors.NotLeaderError(f"manager {self.manager!r} lost leadership",
+                                         manager=self.manager)
+        if self.ready.is_set():
+            return None
+        progress = self.progress()
+        return errors.TemporaryError(
+            f"manager {self.manager!r} leads but is still {progress.summary}",
+            delay=progress.next_try or RETRY_FIRST, manager=self.manager)
+
+    def mended(self, gid: group.ID) -> None:
+        """A call committed or freed ``gid``: the take-over need not commit it any more."""
+        self._pending.discard(gid)
+        if self.loaded and not self._still_pending():
+            self._complete()
 
     # Keeping in step -------------------------------------------------------------------
 
