@@ -111,12 +111,10 @@ def test_commit_sends_each_group_to_the_plugin_its_entry_names(
 
 
 @pytest.mark.parametrize(("data", "problem"), [
-    ({"Plugin": "group"}, "expected a list of {Plugin, Properties}: (top level): "
-                          "Input should be a valid list"),
-    ([{"Properties": {}}], "expected a list of {Plugin, Properties}: [0].Plugin: "
-                           "Field required"),
+    ({"Plugin": "group"}, "expected a list of {Plugin, Properties}: expected a list"),
+    ([{"Properties": {}}], "expected a list of {Plugin, Properties}: [0].Plugin: required"),
     ([{"Plugin": "group", "Properties": {"Properties": {}}}],
-     "[0].Properties: not a valid group Spec: ID: Field required"),
+     "[0].Properties: not a valid group Spec: ID: required"),
 ])
 def test_commit_names_what_is_wrong_with_the_file(cli: Any, served: Served,
                                                   write: Callable[[Any], str], data: Any,

@@ -165,7 +165,7 @@ def test_a_bad_launch_config_names_entry_and_field(run: Any, tmp_path: pathlib.P
                     '"Launch": {"os": {"SamePgID": true}}}]')
     failed = run("plugin", "start", "--config-url", str(path), "a")
     assert failed.returncode == errors.InvalidError.exit_code
-    assert failed.stderr == f"infrakit: launch config {path}: [1].Launch.os.Cmd: Field required\n"
+    assert failed.stderr == f"infrakit: launch config {path}: [1].Launch.os.Cmd: required\n"
 
 
 def test_a_template_error_in_the_launch_config_names_the_line(run: Any,

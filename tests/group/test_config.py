@@ -38,9 +38,13 @@ def test_every_policy_key_is_read() -> None:
     assert (props.provision.backoff_base, props.provision.backoff_cap) == (2.0, 60.0)
 
 
-def test_unknown_keys_are_kept() -> None:
-    props = config.parse({**BASE, "Allocation": {"Size": 1}, "FromThePeer": {"x": 1}})
-    assert props.to_wire()["FromThePeer"] == {"x": 1}
+def test_unknown_keys_are_refused_and_the_plugins_blobs_are_not_looked_into() -> None:
+    with pytest.raises(errors.InvalidError, match=r"^Properties\.FromThePeer: unknown field"):
+        config.parse({**BASE, "Allocation": {"Size": 1}, "FromThePeer": {"x": 1}})
+    blobs = {"Instance": {"Plugin": "i", "Properties": {"Anything": {"goes": 1}}},
+             "Flavor": {"Plugin": "f", "Properties": {"Judged": "by the flavor"}}}
+    props = config.parse({**blobs, "Allocation": {"Size": 1}})
+    assert props.instance.properties == {"Anything": {"goes": 1}}
 
 
 @pytest.mark.parametrize(("properties", "message"), [
@@ -51,15 +55,17 @@ def test_unknown_keys_are_kept() -> None:
      "Only one Allocation method may be used"),
     ({**BASE, "Allocation": {"LogicalIDs": ["a", "a"]}},
      "Properties.Allocation.LogicalIDs: each logical ID may appear once"),
-    (None, "Properties: Input should be a valid dictionary"),
-    ({"Flavor": {"Plugin": "f"}, "Allocation": {"Size": 1}}, "Properties.Instance: Field required"),
-    ({**BASE, "Allocation": {"Size": -1}}, "Properties.Allocation.Size:"),
+    (None, "Properties: expected an object"),
+    ({"Flavor": {"Plugin": "f"}, "Allocation": {"Size": 1}}, "Properties.Instance: required"),
+    ({**BASE, "Allocation": {"Size": -1}},
+     "Properties.Allocation.Size: expected 0 or more, got -1"),
     ({**BASE, "Allocation": {"Size": 1}, "Health": {"Interval": "soon"}},
-     "Properties.Health.Interval: Value error, expected a duration"),
+     "Properties.Health.Interval: expected a duration"),
     ({**BASE, "Allocation": {"Size": 1}, "Update": {"MaxSurge": "150%"}},
-     "Properties.Update.MaxSurge: Value error, expected a count"),
+     "Properties.Update.MaxSurge: expected a count"),
     ({**BASE, "Allocation": {"Size": 1}, "Scale": {"Policy": "Random"}},
-     "Properties.Scale.Policy:"),
+     "Properties.Scale.Policy: expected 'LowestID', 'Oldest', 'Newest' or 'UnhealthyFirst', "
+     "got 'Random'"),
 ])
 def test_bad_properties_name_the_field(properties: Any, message: str) -> None:
     with pytest.raises(errors.InvalidError) as caught:

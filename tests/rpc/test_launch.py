@@ -23,19 +23,16 @@ def test_parse_config_gives_rules_by_plugin() -> None:
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    ({"Plugin": "a"}, "launch config c.yml: expected a list of {Plugin, Launch} entries: "
-                      "Input should be a valid list"),
-    ([{"Launch": {}}], "launch config c.yml: [0].Plugin: Field required"),
-    ([{"Plugin": "a", "Launch": {"os": {}}}], "launch config c.yml: [0].Launch.os.Cmd: Field "
-                                              "required"),
+    ({"Plugin": "a"}, "launch config c.yml: expected a list of {Plugin, Launch} entries, got dict"),
+    ([{"Launch": {}}], "launch config c.yml: [0].Plugin: required"),
+    ([{"Plugin": "a", "Launch": {"os": {}}}], "launch config c.yml: [0].Launch.os.Cmd: required"),
     ([{"Plugin": "a", "Launch": {"os": {"Cmd": "x"}}},
       {"Plugin": "b", "Launch": {"os": {"Cmd": 3}}}],
-     "launch config c.yml: [1].Launch.os.Cmd: Input should be a valid string"),
+     "launch config c.yml: [1].Launch.os.Cmd: expected a string"),
     ([{"Plugin": "a", "Launch": {"os": {"Cmd": "x", "SamePgID": "maybe"}}}],
-     "launch config c.yml: [0].Launch.os.SamePgID: Input should be a valid boolean, unable to "
-     "interpret input"),
+     "launch config c.yml: [0].Launch.os.SamePgID: expected true or false"),
     ([{"Plugin": "a", "Launch": {"os": {"Cmd": ""}}}],
-     "launch config c.yml: [0].Launch.os.Cmd: String should have at least 1 character"),
+     "launch config c.yml: [0].Launch.os.Cmd: expected a non-empty string"),
     ([{"Plugin": "a", "Launch": {"os": {"Cmd": "x"}}}, {"Plugin": "a", "Launch": {}}],
      "launch config c.yml: [1].Plugin: 'a' appears twice"),
 ])

@@ -40,7 +40,20 @@ def test_env_reads_the_environment_with_a_default(monkeypatch: pytest.MonkeyPatc
 
     assert template.render("{{ env('IK_TEST_REGION') }}") == "eu-west-1"
     assert template.render("{{ env('IK_TEST_UNSET', 'none') }}") == "none"
-    assert template.render("{{ env('IK_TEST_UNSET') is none }}") == "True"
+    assert template.render("{{ env('IK_TEST_UNSET', none) is none }}") == "True"
+    monkeypatch.setenv("IK_TEST_EMPTY", "")
+    assert template.render("[{{ env('IK_TEST_EMPTY', 'x') }}]") == "[]"  # set, though empty
+
+
+def test_env_without_a_default_refuses_an_unset_variable_naming_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The example launch config once wrote instances into ./None/ when INFRAKIT_HOME was unset.
+    monkeypatch.delenv("IK_TEST_UNSET", raising=False)
+    with pytest.raises(errors.UsageError) as caught:
+        template.render("--dir {{ env('IK_TEST_UNSET') }}/files", source="plugins.yml")
+    assert caught.value.message == (
+        "plugins.yml:1: undefined value: environment variable 'IK_TEST_UNSET' is not set "
+        "(set it, or give a default: env('IK_TEST_UNSET', \"...\"))")
 
 
 def test_include_is_relative_to_the_including_file(tmp_path: pathlib.Path) -> None:

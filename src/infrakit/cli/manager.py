@@ -17,7 +17,7 @@ import json
 import click
 import pydantic
 
-from infrakit import errors
+from infrakit import errors, validation
 from infrakit.cli import inputs, options, remote, render
 from infrakit.manager import methods, store
 from infrakit.spi import group, manager, plugin
@@ -63,9 +63,7 @@ def _entries(data: object, *, source: str) -> list[tuple[plugin.Spec, group.Spec
 
 
 def _first_problem(exc: pydantic.ValidationError) -> str:
-    item = exc.errors(include_url=False)[0]
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"])
-    return f"{where.lstrip('.') or '(top level)'}: {item['msg']}"
+    return validation.describe(exc)
 
 
 @click.command("inspect")

@@ -29,8 +29,7 @@ class Target:
 
 def make(spec: group.Spec) -> Target:
     """Check and parse a spec (``InvalidError`` with the original's messages)."""
-    gid = config.check_id(spec.id)
-    props = config.parse(spec.properties)
+    gid, props = config.parse_spec(spec)
     return Target(gid=gid, spec=spec, props=props, sha=hashing.config_sha(props))
 
 

@@ -16,7 +16,9 @@ YAML or JSON, rendered with Jinja2 first (``infrakit.template.load``)::
         Properties: {ID: web, Properties: {...}}
 
 ``Plugins`` entries are those of the launch config of ``infrakit plugin start``
-(:mod:`infrakit.rpc.launch`). Unknown keys are errors here: a typo must not pass silently.
+(:mod:`infrakit.rpc.launch`). Unknown keys are errors here, down to each group spec's ``ID`` and
+``Properties`` (what is inside belongs to the group plugin, which checks it at commit): a
+typo must not pass silently. Errors read as everywhere (:mod:`infrakit.validation`).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from typing import Any
 import pydantic
 from pydantic import ConfigDict, Field
 
-from infrakit import durations, errors, template
-from infrakit.rpc import jsonrpc, launch
+from infrakit import durations, errors, template, validation
+from infrakit.rpc import launch
 from infrakit.spi import group, plugin
 from infrakit.spi.wire import go_name
 
@@ -87,24 +89,16 @@ def _no_twice(names: list[str], *, source: str, what: str, field: str) -> None:
 
 
 def _group(entry: plugin.Spec, index: int, *, source: str) -> group.Spec:
-    try:
-        spec = group.Spec.model_validate(entry.properties)
-    except pydantic.ValidationError as exc:
-        raise errors.InvalidError(jsonrpc.describe_validation(
-            exc, where=f"{source}: Groups[{index}].Properties: not a group Spec")) from None
+    where = f"Groups[{index}].Properties"
+    spec = validation.parse(group.Spec, entry.properties, root=where, where=source)
     if not spec.id.strip():
-        raise errors.InvalidError(f"{source}: Groups[{index}].Properties.ID must not be blank",
-                                  field="ID")
+        raise errors.InvalidError(f"{source}: {where}.ID must not be blank", field="ID")
     return spec
 
 
 def parse(data: Any, *, source: str) -> Up:
     """Check parsed config data; errors name the file and the field."""
-    try:
-        config = Config.model_validate({} if data is None else data)
-    except pydantic.ValidationError as exc:
-        raise errors.InvalidError(jsonrpc.describe_validation(
-            exc, where=f"{source}: not a valid `infrakit up` config")) from None
+    config = validation.parse(Config, {} if data is None else data, where=source)
     return Up(config, source=source)
 
 

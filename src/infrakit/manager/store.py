@@ -27,7 +27,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 import pydantic
 from pydantic import BeforeValidator, Field
 
-from infrakit import errors
+from infrakit import errors, validation
 from infrakit.manager import leader
 from infrakit.spi import group, plugin
 from infrakit.spi.wire import Wire
@@ -154,12 +154,8 @@ def decode(raw: bytes, adapter: pydantic.TypeAdapter[_T], *, source: str) -> _T:
 
 
 def explain(error: pydantic.ValidationError) -> str:
-    """``Groups.web.Plugin: Field required; ...`` with Go field names."""
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top)"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts[:5]) + (f"; and {len(parts) - 5} more" if len(parts) > 5 else "")
+    """``Groups.web.Plugin: required; ...`` with Go field names: the first five problems."""
+    return validation.describe(error, limit=5)
 
 
 def corrupt(source: str, problem: str) -> errors.InvalidError:

@@ -48,8 +48,16 @@ def check(text: str, *, source: str | None = None) -> None:
     _compile(text, source or STRING_SOURCE)
 
 
-def _env(name: str, default: Any = None) -> Any:
-    return os.environ.get(name, default)
+def _env(name: str, default: Any = _MISSING) -> Any:
+    value = os.environ.get(name)
+    if value is not None:
+        return value
+    if default is _MISSING:
+        # Rendering None would put the text "None" in a path (./None/...): refuse instead.
+        raise jinja2.UndefinedError(
+            f"environment variable {name!r} is not set (set it, or give a default: "
+            f"env({name!r}, \"...\"))")
+    return default
 
 
 @jinja2.pass_context

@@ -102,6 +102,14 @@ async def test_no_flavors_leave_the_spec_alone() -> None:
          r"^Properties\.Flavors\[0\]\.Plugin: required"),
         ({"Flavors": {"Plugin": "a"}}, errors.InvalidError,
          r"^Properties\.Flavors: expected a list"),
+        ({"Flavor": [{"Plugin": "a"}]}, errors.InvalidError,
+         r"^Properties\.Flavor: unknown field; did you mean Flavors\?$"),
+        ({"Flavors": [{"Plugin": "a", "Propertes": {}}]}, errors.InvalidError,
+         r"^Properties\.Flavors\[0\]\.Propertes: unknown field; did you mean Properties\?$"),
+        # Each flavor's own Properties are judged by that flavor (here: vanilla).
+        ({"Flavors": [{"Plugin": "a", "Properties": {"Inits": []}}]}, errors.InvalidError,
+         r"^Properties\.Flavors\[0\] \(a\): Properties\.Inits: unknown field; did you mean "
+         r"Init\?$"),
     ],
 )
 async def test_validate_names_the_failing_flavor(

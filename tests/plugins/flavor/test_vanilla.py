@@ -154,12 +154,43 @@ async def test_bad_properties_are_invalid_naming_the_field(properties: Any, mess
 
 @pytest.mark.parametrize(
     "properties",
-    [None, {}, {"Init": ["echo hello"], "Tags": {"tier": "web"}}, {"Unknown": 1},
+    [None, {}, {"Init": ["echo hello"], "Tags": {"tier": "web"}},
+     # InfraKit v0.5's examples/cattle.json, as v0.5's vanilla flavor accepted it.
+     {"Init": ["docker pull nginx:alpine", "docker run -d -p 80:80 nginx-alpine"],
+      "Tags": {"tier": "web", "project": "infrakit"},
+      "Attachments": [{"ID": "attachid", "Type": "attachtype"}]},
      {"Health": {"HTTP": {"URL": "http://127.0.0.1:{{ instance.Tags['port'] }}/",
                           "ExpectStatus": [200, 204]}, "Timeout": "500ms"}}],
 )
 async def test_good_properties_validate(properties: Any) -> None:
     await vanilla.Plugin().validate(properties, SIZE_3)
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        ({"Inits": ["echo hello"]}, "Properties.Inits: unknown field; did you mean Init?"),
+        ({"Tag": {"tier": "web"}}, "Properties.Tag: unknown field; did you mean Tags?"),
+        ({"Init": ["x"], "Unknown": 1},
+         "Properties.Unknown: unknown field; expected one of Attachments, Health, Init, Tags"),
+        ({"Attachments": [{"ID": "a", "Typ": "ebs"}]},
+         "Properties.Attachments[0].Typ: unknown field; did you mean Type?"),
+        ({"Health": {"TCP": "h:1", "Timout": "1s"}},
+         "Properties.Health.Timout: unknown field; did you mean Timeout?"),
+        ({"Health": {"HTTP": {"URL": "u", "ExpectedStatus": 200}}},
+         "Properties.Health.HTTP.ExpectedStatus: unknown field; did you mean ExpectStatus?"),
+        ({"Inits": ["x"], "Tag": {}},
+         "Properties.Inits: unknown field; did you mean Init?; "
+         "Properties.Tag: unknown field; did you mean Tags?"),
+    ],
+)
+async def test_a_misspelt_key_is_refused_naming_the_closest_one(properties: Any,
+                                                               message: str) -> None:
+    with pytest.raises(errors.InvalidError) as caught:
+        await vanilla.Plugin().validate(properties, SIZE_3)
+    assert caught.value.message == message
+    with pytest.raises(errors.InvalidError):
+        await prepare(properties)
 
 
 async def test_healthy_without_a_probe_and_drain_does_nothing() -> None:
