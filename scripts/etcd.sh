@@ -1,6 +1,7 @@
 #!/bin/sh
 # Print the path of an etcd server binary, installing Debian's etcd-server when missing.
-# Used by `make test` and by the tests' etcd fixture (infrakit.testing_etcd).
+# Used by `make system-deps` (so by `make test`); the tests only look for the binary
+# (infrakit.testing_etcd), in the same places as found() below.
 # ETCD_BIN, when set to an executable, wins; otherwise PATH, then /usr/bin/etcd.
 set -eu
 

@@ -1,6 +1,6 @@
-"""Fixtures for the manager's stores and leadership: a real etcd on loopback (shared, or a
-test's own to stop and restart), contender processes, and one harness per store backend
-so the same behaviours run on both."""
+"""Fixtures for the manager's stores and leadership: a real etcd on loopback (shared, a
+test's own to stop and restart, or a 3-member cluster), contender processes, and one
+harness per store backend so the same behaviours run on both."""
 
 from __future__ import annotations
 
@@ -39,6 +39,21 @@ def own_etcd(tmp_path: Path) -> Iterator[testing_etcd.EtcdProcess]:
         yield member
     finally:
         member.stop()
+
+
+CLUSTER_FLAGS = ("--heartbeat-interval", "50", "--election-timeout", "500")
+"""A quicker raft re-election than etcd's default (1 s), as on a fast LAN."""
+
+
+@pytest.fixture
+def etcd_cluster(tmp_path: Path) -> Iterator[testing_etcd.EtcdCluster]:
+    """Three etcd members of this test's own on loopback, to pause one at a time."""
+    cluster = testing_etcd.EtcdCluster(tmp_path / "cluster", size=3, flags=CLUSTER_FLAGS)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""Our etcd client against a real etcd's JSON gateway."""
+"""Our etcd client against a real etcd's JSON gateway, and moving between members."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -104,9 +106,106 @@ async def test_a_dead_endpoint_is_skipped_for_a_live_one(
         assert await client.get(prefix + "k") is not None
 
 
+class Hung:
+    """A member that accepts connections and never answers, like a SIGSTOPped etcd."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.connections = 0
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def accept(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)  # held open, unanswered, until the fixture ends
+
+
+@pytest.fixture
+async def hung() -> AsyncIterator[Hung]:
+    member = Hung()
+    server = await asyncio.start_server(member.accept, "127.0.0.1", 0)
+    member.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        yield member
+    finally:
+        for writer in member.writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+Call = Callable[[etcd.Client, str, int], Awaitable[Any]]
+
+REPEATABLE: dict[str, Call] = {
+    "range": lambda c, p, _: c.get(p + "k"),
+    "read-only txn": lambda c, p, _: c.txn([], [etcd.Get(p + "k")]),
+    "txn said to be idempotent": lambda c, p, _: c.txn(
+        [etcd.Compare(p + "new", "CREATE", 0)], [etcd.Put(p + "new", b"x")], idempotent=True),
+    "lease grant": lambda c, _p, _lease: c.grant(5),
+    "lease keep-alive": lambda c, _p, lease: c.keepalive(lease),
+    "lease time-to-live": lambda c, _p, lease: c.time_to_live(lease),
+    "lease revoke": lambda c, _p, lease: c.revoke(lease),
+}
+
+
+@pytest.mark.parametrize("call", REPEATABLE.values(), ids=REPEATABLE.keys())
+async def test_a_repeatable_call_that_times_out_moves_to_the_next_member(
+        call: Call, hung: Hung, etcd_member: testing_etcd.EtcdProcess, client: etcd.Client,
+        prefix: str) -> None:
+    lease = await client.grant(5)
+    async with etcd.Client([hung.url, etcd_member.url], timeout=0.3) as moving:
+        await call(moving, prefix, lease.id)
+        assert moving.current_endpoint == etcd_member.url
+        await call(moving, prefix, lease.id)
+    assert hung.connections == 1, "the second call went to the hung member again"
+
+
+WRITES: dict[str, Call] = {
+    "put": lambda c, p, _: c.put(p + "k", b"after"),
+    "delete": lambda c, p, _: c.delete(p + "k"),
+    "writing txn": lambda c, p, _: c.txn([], [etcd.Put(p + "k", b"after")]),
+}
+
+
+@pytest.mark.parametrize("call", WRITES.values(), ids=WRITES.keys())
+async def test_a_write_that_may_have_been_applied_is_not_repeated_on_another_member(
+        call: Call, hung: Hung, etcd_member: testing_etcd.EtcdProcess, client: etcd.Client,
+        prefix: str) -> None:
+    await client.put(prefix + "k", b"before")
+    async with etcd.Client([hung.url, etcd_member.url], timeout=0.3) as moving:
+        with pytest.raises(errors.CallTimeout, match="may or may not have been applied"):
+            await call(moving, prefix, 0)
+        kv = await client.get(prefix + "k")
+        assert kv is not None and kv.value == b"before"
+        # Not repeated, but the next call starts past the member that failed.
+        assert moving.current_endpoint == etcd_member.url
+
+
+async def test_a_watch_moves_on_from_a_hung_member(
+        hung: Hung, etcd_member: testing_etcd.EtcdProcess, client: etcd.Client,
+        prefix: str) -> None:
+    start = await client.put(prefix + "k", b"1")
+    async with etcd.Client([hung.url, etcd_member.url], timeout=0.3) as moving:
+        async def first_event() -> etcd.Event:
+            async with moving.watch(prefix + "k", start_revision=start) as events:
+                return await anext(events)
+
+        event = await asyncio.wait_for(first_event(), 10)  # hangs for good without the fix
+
+    assert (event.type, event.kv.value) == ("PUT", b"1")
+    assert hung.connections == 1
+
+
+async def test_every_member_failing_is_named_and_a_last_timeout_is_a_timeout(hung: Hung) -> None:
+    refused = f"http://127.0.0.1:{testing_etcd.free_port()}"
+    async with etcd.Client([refused, hung.url], timeout=0.3) as client:
+        with pytest.raises(errors.CallTimeout) as caught:
+            await client.get("k")
+    assert refused in caught.value.message and hung.url in caught.value.message
+
+
 async def test_etcd_errors_keep_their_meaning(client: etcd.Client) -> None:
     with pytest.raises(errors.InvalidError, match="etcd at"):
-        await client.call("/v3/kv/range", {"key": 5})
+        await client.call("/v3/kv/range", {"key": 5}, idempotent=True)
     with pytest.raises(errors.NotFoundError, match="lease not found"):
         await client.call("/v3/lease/revoke", {"ID": "12345"})
 

@@ -5,13 +5,33 @@ We only need KV range/put/delete/txn, leases and a watch, all of which the gatew
 as JSON; that is a few dozen lines over aiohttp instead of a gRPC stack. On the wire keys
 and values are base64 and int64s are JSON strings; here they are ``str``/``bytes``/``int``.
 
-Errors: a member that refuses or drops the connection → :class:`errors.Unavailable` (the
-next endpoint is tried first); no answer in time → :class:`errors.CallTimeout`; etcd's own
-errors are mapped from their gRPC code (see :data:`_BY_GRPC_CODE`).
+Several endpoints (members of one cluster): a call starts at the member that last
+answered and moves on when that one fails. ``timeout`` bounds each attempt, so a hung
+member (SIGSTOP, a partition) costs one timeout, not the call. Whether a failed attempt
+may be sent again to another member depends on whether the member may have applied it:
+
+- refused connection: it never saw the request; always try the next member.
+- timeout, connection dropped after sending, or etcd's own "unavailable"/"deadline"
+  answer: it may or may not have applied it; try the next member only when the request
+  is *idempotent* (applying it twice is applying it once), else raise.
+
+Idempotent here: range, read-only txns, lease keep-alive, time-to-live and revoke (a
+repeat finds the lease gone, so :meth:`Client.revoke` may say False for a lease it did
+revoke), watch creation, and lease grant (a grant applied twice leaves an extra lease that
+holds no key and expires after its TTL). Not idempotent: put and delete (a repeat can
+overwrite a newer value or report 0 deleted), and txns that write, unless the caller says
+``idempotent=True`` because its compares make a second application fail *and* it
+recognises its own first one in the failure answer (the election's ``CREATE == 0`` txn,
+the store's fenced writes).
+
+Errors: every member refused or dropped → :class:`errors.Unavailable`; the last attempt
+timed out → :class:`errors.CallTimeout`; etcd's own errors are mapped from their gRPC code
+(see :data:`_BY_GRPC_CODE`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import codecs
 import json
@@ -36,6 +56,10 @@ _BY_GRPC_CODE: dict[int, type[errors.InfrakitError]] = {
     9: errors.ConflictError,  # FAILED_PRECONDITION
     14: errors.Unavailable,  # UNAVAILABLE (no leader, member stopping)
 }
+
+# Answers after which the request may or may not have been applied ("request timed out",
+# "leader changed"): another member is tried for idempotent requests only.
+_AMBIGUOUS_GRPC_CODES = frozenset({4, 14})
 
 
 def _b64(data: str | bytes) -> str:
@@ -209,7 +233,8 @@ class Client:
 
     async def get_prefix(self, key: str, *, prefix: bool = True) -> list[KeyValue]:
         """Every key starting with ``key`` (sorted by key)."""
-        reply = await self.call("/v3/kv/range", _range_body(key, prefix=prefix))
+        reply = await self.call("/v3/kv/range", _range_body(key, prefix=prefix),
+                                idempotent=True)
         return [KeyValue.from_json(kv) for kv in reply.get("kvs", [])]
 
     async def put(self, key: str, value: bytes, *, lease: int = 0) -> int:
@@ -223,13 +248,19 @@ class Client:
         return int(reply.get("deleted", 0))
 
     async def txn(self, compare: Sequence[Compare], success: Sequence[Op],
-                  failure: Sequence[Op] = ()) -> TxnResult:
-        """If every comparison holds run ``success``, else ``failure``; atomically."""
+                  failure: Sequence[Op] = (), *, idempotent: bool = False) -> TxnResult:
+        """If every comparison holds run ``success``, else ``failure``; atomically.
+
+        A txn that only reads may always be sent again to another member. One that writes
+        only with ``idempotent=True``: say so when ``compare`` makes a second application
+        fail and you recognise the first one in the answer (see the module docstring).
+        """
+        read_only = all(isinstance(op, Get) for op in (*success, *failure))
         reply = await self.call("/v3/kv/txn", {
             "compare": [c.to_json() for c in compare],
             "success": [op.to_json() for op in success],
             "failure": [op.to_json() for op in failure],
-        })
+        }, idempotent=idempotent or read_only)
         ranges = [[KeyValue.from_json(kv) for kv in r.get("response_range", {}).get("kvs", [])]
                   for r in reply.get("responses", [])]
         return TxnResult(succeeded=bool(reply.get("succeeded", False)),
@@ -239,26 +270,29 @@ class Client:
 
     async def grant(self, ttl: int) -> Lease:
         """A new lease of ``ttl`` seconds."""
-        reply = await self.call("/v3/lease/grant", {"TTL": str(ttl)})
+        # Idempotent enough: a grant applied twice leaves a keyless lease that expires.
+        reply = await self.call("/v3/lease/grant", {"TTL": str(ttl)}, idempotent=True)
         return Lease(id=int(reply["ID"]), ttl=int(reply.get("TTL", ttl)))
 
     async def keepalive(self, lease: int, *, timeout: float | None = None) -> int:
-        """Refresh the lease once; returns its TTL now, 0 when the lease is gone."""
-        reply = await self.call("/v3/lease/keepalive", {"ID": str(lease)}, timeout=timeout)
+        """Refresh the lease once; returns its TTL now, 0 when the lease is gone.
+        ``timeout`` bounds each member's attempt (default: the client's)."""
+        reply = await self.call("/v3/lease/keepalive", {"ID": str(lease)}, timeout=timeout,
+                                idempotent=True)
         result = reply.get("result", reply)
         return int(result.get("TTL", 0))
 
     async def revoke(self, lease: int) -> bool:
         """Revoke the lease (deleting its keys); False when it was already gone."""
         try:
-            await self.call("/v3/lease/revoke", {"ID": str(lease)})
+            await self.call("/v3/lease/revoke", {"ID": str(lease)}, idempotent=True)
         except errors.NotFoundError:
             return False
         return True
 
     async def time_to_live(self, lease: int) -> int:
         """Seconds the lease has left; -1 when it is gone."""
-        reply = await self.call("/v3/lease/timetolive", {"ID": str(lease)})
+        reply = await self.call("/v3/lease/timetolive", {"ID": str(lease)}, idempotent=True)
         return int(reply.get("TTL", -1))
 
     # -- watch ------------------------------------------------------------------------------
@@ -277,34 +311,85 @@ class Client:
             self._session = aiohttp.ClientSession()
         return self._session
 
+    @property
+    def current_endpoint(self) -> str:
+        """The endpoint the next call starts at: the last one that answered."""
+        return self.endpoints[self._current]
+
     def endpoint_order(self) -> list[int]:
         """Endpoint indexes to try, starting with the last one that answered."""
         n = len(self.endpoints)
         return [(self._current + i) % n for i in range(n)]
 
     def answered(self, index: int) -> None:
+        """Endpoint ``index`` works: start there next time."""
         self._current = index
 
-    async def call(self, path: str, body: dict[str, Any], *,
+    def failed(self, index: int) -> None:
+        """Endpoint ``index`` failed: calls starting from now begin at the next one."""
+        if self._current == index:
+            self._current = (index + 1) % len(self.endpoints)
+
+    async def call(self, path: str, body: dict[str, Any], *, idempotent: bool = False,
                    timeout: float | None = None) -> dict[str, Any]:
-        """POST one request; the decoded JSON answer, or a mapped error."""
-        limit = aiohttp.ClientTimeout(total=timeout or self.timeout)
-        refused: list[str] = []
+        """POST one request; the decoded JSON answer, or a mapped error.
+
+        Tries each endpoint in :meth:`endpoint_order`, each for at most ``timeout`` seconds
+        (default: the client's). A refused connection always moves on; a failure after
+        which the member may have applied the request moves on only when ``idempotent``.
+        """
+        limit = timeout or self.timeout
+        failures: list[errors.TemporaryError] = []
         for index in self.endpoint_order():
-            url = self.endpoints[index] + path
             try:
-                async with self.session().post(url, json=body, timeout=limit) as resp:
-                    text = await resp.text()
-                    self.answered(index)
-                    return _decode_reply(resp.status, text, url=url)
-            except TimeoutError as e:
-                raise errors.CallTimeout(
-                    f"etcd at {url} did not answer within {timeout or self.timeout:g}s",
-                    endpoint=url) from e
-            except aiohttp.ClientError as e:
-                refused.append(f"{url}: {e}")
-        raise errors.Unavailable("etcd unreachable: " + "; ".join(refused),
-                                 endpoints=self.endpoints)
+                return await self._attempt(index, path, body, timeout=limit)
+            except _Refused as e:
+                failures.append(e)
+            except errors.TemporaryError as e:
+                if not idempotent:
+                    raise
+                failures.append(e)
+        cls = errors.CallTimeout if isinstance(failures[-1], errors.CallTimeout) \
+            else errors.Unavailable
+        raise cls("etcd unreachable: " + "; ".join(e.message for e in failures),
+                  endpoints=self.endpoints)
+
+    async def _attempt(self, index: int, path: str, body: dict[str, Any], *,
+                       timeout: float) -> dict[str, Any]:
+        """One request to one endpoint. Raises :class:`_Refused` when the member cannot
+        have seen it, another :class:`errors.TemporaryError` when it may have applied it."""
+        url = self.endpoints[index] + path
+        try:
+            async with self.session().post(url, json=body,
+                                           timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                status, text = resp.status, await resp.text()
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
+            self.failed(index)
+            raise _Refused(f"{url}: {e}", endpoint=url) from e
+        except TimeoutError as e:
+            self.failed(index)
+            raise errors.CallTimeout(
+                f"etcd at {url} did not answer within {timeout:g}s (the request may or may "
+                f"not have been applied)", endpoint=url) from e
+        except aiohttp.ClientError as e:
+            self.failed(index)
+            raise errors.Unavailable(
+                f"etcd at {url} dropped the connection (the request may or may not have "
+                f"been applied): {e}", endpoint=url) from e
+        try:
+            reply = _decode_reply(status, text, url=url)
+        except errors.InfrakitError as e:
+            if e.data.get("grpc_code") in _AMBIGUOUS_GRPC_CODES:
+                self.failed(index)
+            else:
+                self.answered(index)  # a member that answers a plain error works
+            raise
+        self.answered(index)
+        return reply
+
+
+class _Refused(errors.Unavailable):
+    """The member never saw the request (connection refused or not made in time)."""
 
 
 def _revision(reply: dict[str, Any]) -> int:
@@ -350,15 +435,19 @@ class Watch:
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
 
     async def __aenter__(self) -> AsyncIterator[Event]:
+        # Only the headers are bounded: a watch may then stay quiet for as long as it likes.
+        # A hung member accepts the connection (the kernel does) but never answers them.
         limit = aiohttp.ClientTimeout(total=None, sock_connect=self._client.timeout)
         failures: list[str] = []
         for index in self._client.endpoint_order():
             url = self._client.endpoints[index] + "/v3/watch"
             try:
-                self._resp = await self._client.session().post(url, json=self._body,
-                                                               timeout=limit)
+                async with asyncio.timeout(self._client.timeout):
+                    self._resp = await self._client.session().post(url, json=self._body,
+                                                                   timeout=limit)
             except (aiohttp.ClientError, TimeoutError) as e:
-                failures.append(f"{url}: {e}")
+                self._client.failed(index)
+                failures.append(f"{url}: {str(e) or type(e).__name__}")
                 continue
             self._client.answered(index)
             if self._resp.status != 200:

@@ -9,6 +9,14 @@ leader that dies loses the key when its lease expires, and no one else can lead 
 Fencing: the :class:`leader.Token` is the key's create revision and the lease ID; the
 etcd store makes every write conditional on both (:mod:`.store_etcd`).
 
+Several etcd members: a keep-alive that gets no answer from one member in time moves to
+the next (:mod:`.etcd`); attempts are short (an eighth of the time left before the token
+would lapse) and go round the members until one answers, so a hung member, even etcd's
+raft leader, does not cost the lease when TTL/2 outlasts etcd's re-election (about 1-2 s
+with etcd's default 1 s election timeout: use a TTL of 5 s). The campaign txn may be
+sent again to another member too: its ``CREATE == 0`` compare makes a second
+application fail, and a failure that names our own lease is recognised as our win.
+
 A leader stops acting at once (the loss is signalled before anything else) when a
 keep-alive fails or says the lease is gone, or when its key is deleted or replaced. Its
 token also lapses by itself a little before the lease could expire, should the loop
@@ -33,6 +41,9 @@ KEY = "infrakit/leader"
 """The leader key unless told otherwise."""
 
 DEFAULT_TTL = 5
+
+MIN_ATTEMPT = 0.2
+"""Seconds: the shortest a keep-alive attempt on one member may be given."""
 
 
 class EtcdLeadership(leader.Base):
@@ -90,14 +101,19 @@ class EtcdLeadership(leader.Base):
         value = json.dumps({"name": self.name, "since": datetime.now(UTC).isoformat()})
         won = await self.client.txn([etcd.Compare(self.key, "CREATE", 0)],
                                     [etcd.Put(self.key, value.encode(), lease.id)],
-                                    [etcd.Get(self.key)])
-        if not won.succeeded:
+                                    [etcd.Get(self.key)], idempotent=True)
+        holder = won.ranges[0][0] if won.ranges and won.ranges[0] else None
+        if won.succeeded:
+            generation = won.revision
+        elif holder is not None and holder.lease == lease.id:
+            # A member applied our txn but its answer was lost; the retry saw our own key.
+            generation = holder.create_revision
+        else:
             await self._revoke()
-            holder = won.ranges[0][0] if won.ranges and won.ranges[0] else None
             if holder is not None:
                 await self._until_changed(holder.create_revision, start=won.revision + 1)
             return
-        token = leader.Token(generation=won.revision, lease=lease.id, key=self.key)
+        token = leader.Token(generation=generation, lease=lease.id, key=self.key)
         self._valid_until = sent + self._validity(lease.ttl)
         self._gain(token, f"won the election on {self.key!r} (lease {lease.id})")
         await self._hold(token, sent=sent)
@@ -134,12 +150,39 @@ class EtcdLeadership(leader.Base):
             await asyncio.sleep(max(0.0, sent + self._interval - time.monotonic()))
             sent = time.monotonic()
             try:
-                ttl = await self.client.keepalive(lease, timeout=self._interval)
+                ttl = await self._renew(lease, left=self._valid_until - sent)
             except Exception as e:
                 return f"keep-alive of lease {lease} failed: {e}"
             if ttl <= 0:
                 return f"lease {lease} expired or was revoked"
             self._valid_until = sent + self._validity(ttl)
+
+    async def _renew(self, lease: int, *, left: float) -> int:
+        """One keep-alive, given up when the token lapses (``left`` seconds from now,
+        normally TTL/2).
+
+        With one member there is nowhere to move: one attempt, given up at 2/3 of ``left``
+        so that the loss is signalled before the token lapses. With several, short attempts
+        go round the members until one answers: a hung member costs one attempt, and when
+        the hung one is etcd's raft leader the others hold renewals (forwarding them to
+        it) until they have elected another, so a later round gets through.
+        """
+        left = max(left, 0.0)
+        if len(self.client.endpoints) == 1:
+            return await self.client.keepalive(lease, timeout=max(left * 2 / 3, 0.001))
+        attempt = max(left / 8, MIN_ATTEMPT)
+        last: Exception | None = None
+        try:
+            async with asyncio.timeout(left):
+                while True:
+                    try:
+                        return await self.client.keepalive(lease, timeout=attempt)
+                    except errors.TemporaryError as e:
+                        last = e
+                        await asyncio.sleep(attempt / 4)  # every member failed just now
+        except TimeoutError as e:
+            raise errors.CallTimeout(f"no etcd member renewed it within {left:.2f}s, before "
+                                     f"our token lapsed (last: {last or 'no answer'})") from e
 
     async def _until_changed(self, created: int, *, start: int) -> None:
         """Return once the key no longer has create revision ``created`` (deleted or

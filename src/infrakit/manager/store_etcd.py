@@ -6,6 +6,11 @@ transaction that holds only if the writer still leads: the leader key must still
 the create revision and lease of the writer's :class:`leader.Token`. A deposed leader's
 late write therefore fails in etcd itself with :class:`errors.NotLeaderError`, however
 late it arrives. The rules every store follows are in :mod:`infrakit.manager.store`.
+
+Writes may be sent again to another etcd member when one times out (:mod:`.etcd`): the
+transaction also compares the written key's mod revision with the one we read, so a
+second application fails. When it does and the key already holds exactly what we wrote,
+the first one landed (its answer was lost) and the write has succeeded.
 """
 
 from __future__ import annotations
@@ -112,14 +117,30 @@ class EtcdStore:
         token = store.require_token(self._token, action=action)
         fence = _fence(token)
         failure: list[etcd.Op] = [etcd.Get(token.key)] if token else []
-        done = await self.client.txn(fence + guard, ops, failure)
+        failure += [etcd.Get(c.key) for c in guard]
+        done = await self.client.txn(fence + guard, ops, failure, idempotent=True)
         if done.succeeded:
             return
         if token is not None and not _still_holds(token, _only(done.ranges[0])):
             raise errors.NotLeaderError(
                 f"cannot {action}: leadership lost (leader key {token.key!r} no longer has "
                 f"create revision {token.generation} and lease {token.lease})")
+        guarded = done.ranges[1:] if token is not None else done.ranges
+        now = {c.key: _only(found) for c, found in zip(guard, guarded, strict=True)}
+        if now and all(_holds_result(now[key], ops, key) for key in now):
+            return  # a retry of a write that had landed: what we wrote is there
         raise errors.ConflictError(f"cannot {action}: it changed since we read it; retry")
+
+
+def _holds_result(kv: etcd.KeyValue | None, ops: list[etcd.Op], key: str) -> bool:
+    """Whether ``kv`` is what ``ops`` leave at ``key`` (the last put or delete wins)."""
+    writes = [op for op in ops if isinstance(op, etcd.Put | etcd.Delete) and op.key == key]
+    if not writes:
+        return False
+    last = writes[-1]
+    if isinstance(last, etcd.Delete):
+        return kv is None
+    return kv is not None and kv.value == last.value
 
 
 def _fence(token: leader.Token | None) -> list[etcd.Compare]:
