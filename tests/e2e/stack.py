@@ -38,11 +38,13 @@ class Stack:
         self.env = {**os.environ, "INFRAKIT_PLUGINS_DIR": str(sockets_dir),
                     "INFRAKIT_HOME": str(work)}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.argv: dict[str, tuple[str, ...]] = {}
 
     # Processes -------------------------------------------------------------------------
 
     def start(self, name: str, *argv: str) -> None:
         """Start ``argv`` (a console script of the venv, then its flags) serving ``name``."""
+        self.argv[name] = argv
         log = (self.work / f"{name}.log").open("ab")
         try:
             self.processes[name] = subprocess.Popen(
@@ -61,6 +63,12 @@ class Stack:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{name} did not start: {self.log(name)}")
                 time.sleep(0.02)
+
+    def restart(self, name: str) -> None:
+        """Stop the process serving ``name`` (by its pid) and start it again, as it was."""
+        testing.stop_processes([self.processes[name]], timeout=10)
+        self.start(name, *self.argv[name])
+        self.wait_ready()
 
     def stop(self) -> None:
         """TERM every process we started, KILL the ones still there after 10 s."""

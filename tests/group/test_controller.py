@@ -54,7 +54,7 @@ def broken(**changes: Any) -> group.Spec:
     (group.Spec(id=group.ID(""), properties=None), {}, errors.InvalidError,
      "Group ID must not be blank"),
     (broken(Instance={"Properties": {}}), {"flavor_invalid": True}, errors.InvalidError,
-     "Properties.Instance.Plugin: Field required"),
+     "Properties.Instance.Plugin: required"),
     (broken(Allocation=None, Flavor={"Plugin": "nope"}), {}, errors.InvalidError,
      "Allocation must not be blank"),
     (broken(Allocation={"Size": 1, "LogicalIDs": ["a"]}, Flavor={"Plugin": "nope"}), {},
@@ -116,7 +116,7 @@ async def test_a_commit_over_a_group_answers_its_plan(ctl: controller.Controller
 
 
 async def test_inspect_returns_the_specs_as_committed(ctl: controller.Controller) -> None:
-    committed = spec(size=2, Unknown={"kept": True})
+    committed = spec(size=2, Health={"Interval": "5s"})  # raw "5s", not the parsed 5.0
     await ctl.commit_group(committed, False)
     assert await ctl.inspect_groups() == [committed]
 
@@ -317,4 +317,5 @@ async def test_the_status_is_json(ctl: controller.Controller, clock: FakeClock) 
     data = json.loads(json.dumps((await ctl.status(GID)).to_wire()))
     assert data["Phase"] == "Paused" and data["Update"]["Paused"] is True
     assert set(data) == {"ID", "Phase", "Reason", "Size", "Members", "Converged", "ConfigSHA",
-                         "Update", "ProvisionFailures", "Actions"}
+                         "Update", "ProvisionFailures", "CrashLooping", "Counts", "Instances",
+                         "MoreInstances", "Actions"}

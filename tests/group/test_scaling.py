@@ -76,7 +76,12 @@ async def test_protected_members_are_exempt_from_remediation_and_rolling(
     await clock.advance(60)
     status = await ctl.status(GID)
     assert "instance-000001" in [m.id for m in members(instances)]
-    assert shas(instances).count(status.config_sha) == 2 and status.converged
+    assert shas(instances).count(status.config_sha) == 2
+    # Not Converged: a member is Unhealthy, and protection keeps it from being replaced.
+    assert (status.phase, status.converged) == ("Unhealthy", False)
+    assert status.reason.startswith("instance-000001 is Unhealthy (Flavor.Healthy of "
+                                    "flavor-fake); protected (infrakit.protect=true), so "
+                                    "never replaced")
 
 
 async def test_only_destroy_instances_removes_a_protected_member(

@@ -176,4 +176,5 @@ async def test_status_follows_the_update(ctl: controller.Controller, clock: Fake
     await clock.advance(10)
     status = await ctl.status(GID)
     assert status.update is not None and status.update.done == [instances.history[1][1]]
-    assert status.reason == f"rolling update to {status.config_sha}: 1 members on it are healthy"
+    assert status.reason == (f"rolling update to {status.config_sha[:7]}: 2 of 3 members on "
+                             "it, 1 of them passed the health gate")

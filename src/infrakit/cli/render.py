@@ -66,8 +66,12 @@ def _rich_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     from rich.table import Table
 
     view = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for header in headers:
-        view.add_column(header, overflow="fold")
+    for index, header in enumerate(headers):
+        if index == 0:  # the IDs people copy: never broken mid-word, the other columns give
+            widest = max([len(header), *(len(row[0]) for row in rows)])
+            view.add_column(header, no_wrap=True, min_width=widest)
+        else:
+            view.add_column(header, overflow="fold")
     for row in rows:
         view.add_row(*row)
     Console().print(view)
@@ -97,23 +101,83 @@ def instances(found: Sequence[instance.Description], *, output: str, quiet: bool
 RECENT_ACTIONS = 10
 """How many of a group's recent actions ``group describe`` prints under its members."""
 
+MEMBER_HEADERS = ("INSTANCE", "LOGICAL", "STATE", "HEALTH", "CREATED", "CONFIG",
+                  "LAST TRANSITION")
+MEMBER_WIDTHS = (30, 16, 10, 10, 26, 14, 40)
+
+
+def iso(seconds: Any) -> str:
+    """Seconds since the epoch as local ISO 8601 (``2024-05-01T12:00:03+02:00``)."""
+    try:
+        when = datetime.datetime.fromtimestamp(float(seconds)).astimezone()
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "-"
+    return when.isoformat(timespec="seconds")
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 member``, ``2 members``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
 
 def status(data: Any) -> None:
-    """A group's (ext) Status under its members: phase, reason, and the recent actions."""
+    """A group's (ext) Status under its members: the phase and its reason, the counts, the
+    rolling update, the member table and the recent actions (older peers send less: what
+    is missing is left out)."""
     if not isinstance(data, dict) or "Phase" not in data:
         return
     reason = f" - {data['Reason']}" if data.get("Reason") else ""
+    size = _int(data.get("Size"))
     click.echo(f"\nSTATUS  {data['Phase']}{reason} "
-               f"({data.get('Members', 0)}/{data.get('Size', 0)} members)")
+               f"({_int(data.get('Members'))}/{plural(size, 'member')})")
+    counts = data.get("Counts")
+    if isinstance(counts, dict):
+        click.echo(f"COUNTS  {_counts(counts)}")
     update = data.get("Update")
-    if isinstance(update, dict):
+    if isinstance(update, dict) and not update.get("Idle"):
         state = "paused" if update.get("Paused") else "in flight"
         click.echo(f"UPDATE  to {update.get('Target', '?')}: {state}, "
                    f"{len(update.get('Done') or [])} replaced")
+    members = [each for each in data.get("Instances") or [] if isinstance(each, dict)]
+    if members:
+        click.echo("")
+        table(MEMBER_HEADERS, [_member(each) for each in members], widths=MEMBER_WIDTHS)
+        more = _int(data.get("MoreInstances"))
+        if more:
+            click.echo(f"... and {plural(more, 'more member')} (see the counts)")
     actions = [each for each in data.get("Actions") or [] if isinstance(each, dict)]
     if actions:
         click.echo("RECENT ACTIONS")
     for action in actions[-RECENT_ACTIONS:]:
-        when = datetime.datetime.fromtimestamp(float(action.get("Time", 0)))
-        times = f" (x{action['Repeated']})" if action.get("Repeated", 1) > 1 else ""
-        click.echo(f"  {when:%H:%M:%S}  {action.get('Message', '')}{times}")
+        times = f" (x{action['Repeated']})" if _int(action.get("Repeated", 1)) > 1 else ""
+        click.echo(f"  {iso(action.get('Time', 0))}  {action.get('Message', '')}{times}")
+
+
+def _counts(counts: dict[str, Any]) -> str:
+    expected, existing = _int(counts.get("Expected")), _int(counts.get("Existing"))
+    text = (f"{expected} expected: {existing} exist ({_int(counts.get('Current'))} on the "
+            f"committed config), {_int(counts.get('Creating'))} being created, "
+            f"{_int(counts.get('Removing'))} being removed")
+    if counts.get("Probed"):
+        text += (f"; {_int(counts.get('Healthy'))} Healthy, {_int(counts.get('Unhealthy'))} "
+                 f"Unhealthy, {_int(counts.get('Unknown'))} Unknown")
+    else:
+        text += "; health not probed"
+    return text
+
+
+def _member(row: dict[str, Any]) -> list[str]:
+    config = str(row.get("Config") or "-")
+    if row.get("Version"):
+        config += f" ({row['Version']})"
+    transition = str(row.get("Transition") or "")
+    if row.get("Since") is not None:
+        transition += f" {iso(row['Since'])}"
+    created = row.get("Created")
+    return [str(row.get("ID") or "(creating)"), str(row.get("LogicalID") or NO_LOGICAL_ID),
+            str(row.get("State") or ""), str(row.get("Health") or "-"),
+            iso(created) if created is not None else "-", config, transition.strip()]
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -54,11 +54,13 @@ class Controller:
     # spi.group.Plugin ----------------------------------------------------------------
 
     async def commit_group(self, spec: group.Spec, pretend: bool, *,
-                           resume: rolling.UpdateState | None = None) -> str:
+                           resume: rolling.UpdateState | None = None,
+                           version: str | None = None) -> str:
         """Validate (ID, Properties, Allocation, flavor, instance: in that order), then
         start or re-plan the group; return the plan's text. ``pretend`` changes nothing.
-        ``resume``: a rolling-update state saved by ``on_state`` (used when its target
-        is this spec's config).
+        ``resume``: a state saved by ``on_state`` (rolling update, crash-loop counts; used
+        when its target is this spec's config). ``version``: the spec's version label
+        (e.g. the manager's history number), named in action reasons and member rows.
         """
         target = make(spec)
         props = target.props
@@ -69,14 +71,14 @@ class Controller:
             current = self._groups.get(target.gid)
             if current is None:
                 if not pretend:
-                    self._start(target, resume)
+                    self._start(target, resume, version=version)
                 return plan.plan(None, props, members=[], sha=target.sha).explain()
             members = await actions.list_members(self._plugins, target.gid, props)
             text = plan.plan(current.target.props, props, members=members, sha=target.sha,
                              previous_raw=current.target.spec.properties,
                              desired_raw=spec.properties).explain()
             if not pretend:
-                await current.retarget(target, resume=resume)
+                await current.retarget(target, resume=resume, version=version)
                 if current.destroying:  # a failed DestroyGroup is given up by a new commit
                     current.destroying = False
                     current.start()
@@ -154,11 +156,12 @@ class Controller:
 
     # Helpers -------------------------------------------------------------------------
 
-    def _start(self, target: Target, resume: rolling.UpdateState | None) -> None:
+    def _start(self, target: Target, resume: rolling.UpdateState | None, *,
+               version: str | None) -> None:
         sup = supervisor.Supervisor(
             target, plugins=self._plugins, source=self._clock, poll_interval=self._poll,
             limiter=self._limiter, workers=self._workers, on_state=self._on_state,
-            rng=self._rng, update=resume)
+            rng=self._rng, update=resume, version=version)
         self._groups[target.gid] = sup
         sup.start()
 

@@ -3,17 +3,26 @@
 Phases, in order: remediation (replace members unhealthy for too long, within the
 budget), the rolling update's bookkeeping (its health gate and HealthTimeout), then
 membership (cattle: surplus and missing; pets: one per logical ID), then the update's
-next step once membership is settled; finally the provisioning backoff's allowance.
+next step once membership is settled; finally the backoffs: creations for slots in a
+crash loop's backoff wait (:mod:`.crashloop`), then the provisioning breaker's allowance.
 The supervisor observes, calls :func:`decide`, and carries the decision out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from infrakit import durations
-from infrakit.group import health, membership, ordering, remediation, rolling, tags
+from infrakit.group import (
+    crashloop,
+    health,
+    membership,
+    ordering,
+    remediation,
+    rolling,
+    tags,
+)
 from infrakit.group.target import Target
 from infrakit.spi import flavor, instance
 
@@ -51,21 +60,27 @@ class Decision:
     """Why the group is held back from its declared state."""
     deferred: int = 0
     """Creations held back by the provisioning backoff."""
+    backing_off: int = 0
+    """Creations held back by a crash loop's backoff."""
     converged: bool = False
     """True when the members match the spec and nothing is to be done or in flight."""
 
 
 def decide(target: Target, view: View, update: rolling.UpdateState | None, *, now: float,
-           allowance: int | None, update_since: float) -> Decision:
+           allowance: int | None, update_since: float,
+           waiting: Collection[str] = ()) -> Decision:
     """Decide one round. ``allowance``: how many provisions the backoff permits (None: any);
-    ``update_since``: when the update started or was resumed (HealthTimeout counts from it).
+    ``update_since``: when the update started or was resumed (HealthTimeout counts from it);
+    ``waiting``: the crash-loop slots (logical IDs, or ``crashloop.CATTLE``) not to re-create
+    yet.
     """
     props = target.props
     members = list(view.members.values())
     verdict = remediation.judge(members, policy=props.health, protect_tag=props.scale.protect_tag,
                                 book=view.book, first_seen=view.first_seen, now=now)
     decision = Decision(holds=[verdict.hold] if verdict.hold else [])
-    decision.removals = [membership.Removal(m, remediation.reason(spell), verb="replaced")
+    decision.removals = [membership.Removal(m, remediation.reason(spell), verb="replaced",
+                                            cause="unhealthy")
                          for m, spell in verdict.replace if m.id not in view.locked]
     replaced = {r.member.id for r in decision.removals}
     remaining = [m for m in members if m.id not in replaced]
@@ -74,11 +89,26 @@ def decide(target: Target, view: View, update: rolling.UpdateState | None, *, no
         _cattle(target, remaining, view, decision)
     else:
         _pets(target, remaining, view, decision, props.logical_ids)
+    hold_back(decision, waiting)
     if allowance is not None and len(decision.creates) > allowance:
         decision.deferred = len(decision.creates) - allowance
         decision.creates = decision.creates[:allowance]
     decision.converged = _converged(target, remaining, view, decision)
     return decision
+
+
+def hold_back(decision: Decision, waiting: Collection[str]) -> None:
+    """Drop the creations for crash-loop slots in ``waiting`` (counted in ``backing_off``)."""
+    if not waiting:
+        return
+    kept = [c for c in decision.creates if not _waits(c, waiting)]
+    decision.backing_off += len(decision.creates) - len(kept)
+    decision.creates = kept
+
+
+def _waits(create: membership.Create, waiting: Collection[str]) -> bool:
+    slot = create.logical_id if create.logical_id is not None else crashloop.CATTLE
+    return slot in waiting
 
 
 def track(target: Target, members: Sequence[instance.Description], view: View,
@@ -188,14 +218,16 @@ def _roll(target: Target, members: list[instance.Description], view: View,
         for n in range(step.creates)]
     decision.removals += [
         membership.Removal(m, f"its config {tags.config_sha(m) or '(none)'} is not "
-                              f"{target.sha} (rolling update)")
+                              f"{target.sha} (rolling update)", verb="replaced",
+                           cause="rolling")
         for m in step.destroy]
 
 
 def _converged(target: Target, members: list[instance.Description], view: View,
                decision: Decision) -> bool:
     if (decision.creates or decision.removals or decision.holds or decision.deferred
-            or decision.update is not None or view.pending or view.removing or view.unobserved):
+            or decision.backing_off or decision.update is not None or view.pending
+            or view.removing or view.unobserved):
         return False
     ids = target.props.logical_ids
     if ids is None:

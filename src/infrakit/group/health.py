@@ -21,6 +21,8 @@ class Record:
     """When the verdict last changed (monotonic seconds)."""
     probed: float
     """When it was last asked."""
+    healthy_once: bool = False
+    """True once any probe said Healthy (a member never Healthy that dies, died young)."""
 
 
 class Book:
@@ -33,7 +35,9 @@ class Book:
         """Note a probe's answer; the ``since`` time moves only when the verdict changes."""
         found = self._records.get(member)
         if found is None or found.verdict != verdict:
-            self._records[member] = Record(verdict=verdict, since=now, probed=now)
+            once = verdict == flavor.Health.HEALTHY or (found is not None and found.healthy_once)
+            self._records[member] = Record(verdict=verdict, since=now, probed=now,
+                                           healthy_once=once)
         else:
             found.probed = now
 
@@ -46,6 +50,11 @@ class Book:
         """When the current verdict began, or ``None`` when never probed."""
         found = self._records.get(member)
         return found.since if found is not None else None
+
+    def healthy_once(self, member: str) -> bool:
+        """True when some probe ever said the member is Healthy."""
+        found = self._records.get(member)
+        return found is not None and found.healthy_once
 
     def due(self, member: str, now: float, interval: float) -> bool:
         """True when the member was never probed or its last probe is ``interval`` old."""

@@ -35,6 +35,9 @@ class Removal:
     """Why, e.g. ``count 6 > 5``."""
     verb: str = "destroyed"
     """How the action reads in the status: ``destroyed`` or ``replaced``."""
+    cause: str = ""
+    """Why it is replaced: ``unhealthy`` (remediation), ``rolling`` (a rolling update), or
+    ``""`` (membership: surplus, duplicate, undeclared logical ID)."""
 
 
 @dataclass(slots=True)

@@ -7,7 +7,9 @@ once Flavor.Healthy said so (the health gate). The defaults (surge 0, unavailabl
 reproduce the original: destroy one, wait for its replacement to be healthy, repeat.
 
 :class:`UpdateState` is what a new leader needs to continue an update where it stopped;
-the controller hands it to its ``on_state`` callback and accepts it back at commit.
+the controller hands it to its ``on_state`` callback and accepts it back at commit. It also
+carries the group's crash-loop counts (:mod:`.crashloop`), so that neither a restart nor a
+failover resets a crash loop's backoff; with no update in flight it is ``Idle``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 
 from pydantic import Field
 
-from infrakit.group import config
+from infrakit.group import config, crashloop
 from infrakit.spi import instance
 from infrakit.spi.wire import Wire
 
@@ -38,11 +40,15 @@ class UpdateState(Wire):
     hold_size: int | None = None
     """When a commit grows the group and changes its config: the size held while rolling
     (the original rolls first, then adds)."""
+    idle: bool = False
+    """True when no update is in flight: the state only carries ``crashes``."""
+    crashes: crashloop.Ledger | None = None
+    """The group's crash-loop counts (``None``: none)."""
 
     @property
     def active(self) -> bool:
         """True while old members are being replaced (not paused, not aborted)."""
-        return not self.paused and not self.aborted
+        return not self.idle and not self.paused and not self.aborted
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 KEEP = 100
 """Actions kept per group."""
+LIST_MEMBERS = 1000
+"""The most members a status lists one by one (its counts cover every member)."""
 
 
 class Phase(enum.StrEnum):
@@ -30,13 +32,18 @@ class Phase(enum.StrEnum):
     CONVERGING = "Converging"
     """Adding or removing members to match the spec."""
     CONVERGED = "Converged"
-    """The members match the spec; nothing in flight."""
+    """Every member exists, matches the spec and is Healthy (or is not probed); nothing in
+    flight."""
     UPDATING = "Updating"
     """A rolling update is replacing members."""
     PAUSED = "Paused"
     """A rolling update is paused (by ``pause`` or a member that missed HealthTimeout)."""
     ABORTED = "Aborted"
     """A rolling update was aborted; members keep their configs until the next commit."""
+    UNHEALTHY = "Unhealthy"
+    """Members are Unhealthy; they are replaced once Unhealthy for ``UnhealthyAfter``."""
+    CRASH_LOOPING = "CrashLooping"
+    """Members keep dying young; their slots wait (backing off) before being re-created."""
     HOLDING = "Holding"
     """The controller refuses to act: remediation budget exceeded, protected members."""
     PROVISION_FAILING = "ProvisionFailing"
@@ -53,13 +60,59 @@ class Action(Wire):
     kind: str
     """``created``, ``destroyed``, ``replaced``, ``adopted``, ``holding``, ``paused``,
     ``resumed``, ``aborted``, ``provision-failed``, ``drain-failed``, ``destroy-failed``,
-    ``error``."""
+    ``died-young``, ``crash-loop``, ``recovered``, ``error``."""
     message: str
     """The sentence, with its reason."""
     instance: str | None = None
     """The member concerned, if one."""
     repeated: int = 1
     """How many times in a row this same message was recorded."""
+
+
+class Counts(Wire):
+    """(ext) How many members are where; ``healthy + unhealthy + unknown == existing``."""
+
+    expected: int = 0
+    """The declared number of members."""
+    existing: int = 0
+    """Members there now (created but not yet listed ones included; those being removed not)."""
+    creating: int = 0
+    """Creations in flight."""
+    removing: int = 0
+    """Removals in flight (not counted in ``existing``)."""
+    current: int = 0
+    """Existing members on the committed config."""
+    healthy: int = 0
+    """Existing members whose last probe said Healthy."""
+    unhealthy: int = 0
+    """Existing members whose last probe said Unhealthy."""
+    unknown: int = 0
+    """Existing members not probed yet, or whose probe failed (all of them when unprobed)."""
+    probed: bool = False
+    """True when the group's members are probed (a ``Health`` section, or an update's gate)."""
+
+
+class Member(Wire):
+    """(ext) One member as the controller sees it."""
+
+    id: str = ""
+    """Its instance ID (``""`` while it is being created)."""
+    logical_id: str | None = None
+    """Its logical ID (pets)."""
+    state: str = "running"
+    """``creating``, ``running`` or ``removing``."""
+    health: str = ""
+    """``Healthy``, ``Unhealthy``, ``Unknown``, or ``""`` when not probed."""
+    created: float | None = None
+    """When it was created or first listed (seconds since the epoch)."""
+    config: str = ""
+    """Its config hash, short."""
+    version: str | None = None
+    """The spec version of its config, when a manager supplied one."""
+    transition: str = ""
+    """Its last transition: ``created``, ``listed``, ``became Healthy``, ..."""
+    since: float | None = None
+    """When that transition happened (seconds since the epoch)."""
 
 
 class Status(Wire):
@@ -74,7 +127,7 @@ class Status(Wire):
     size: int = 0
     """The declared number of members."""
     members: int = 0
-    """Members at the last reconcile (created but not yet listed ones included)."""
+    """Members now, creations in flight included (``counts`` breaks it down)."""
     converged: bool = False
     """As in DescribeGroup."""
     config_sha: str = ""
@@ -83,6 +136,15 @@ class Status(Wire):
     """The rolling update in flight."""
     provision_failures: int = 0
     """Provisions failed in a row."""
+    crash_looping: list[str] = Field(default_factory=list)
+    """Slots in a crash loop: logical IDs, or ``*`` for a scaled group."""
+    counts: Counts = Field(default_factory=Counts)
+    """How many members are where."""
+    instances: list[Member] = Field(default_factory=list)
+    """Each member (at most ``LIST_MEMBERS``; see ``more_instances``), then those being
+    created."""
+    more_instances: int = 0
+    """Members left out of ``instances`` (a huge group)."""
     actions: list[Action] = Field(default_factory=list)
     """Recent actions, oldest first."""
 

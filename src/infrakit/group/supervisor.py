@@ -2,10 +2,16 @@
 
 One reconcile lists the group (one DescribeInstances by its tag), adopts ``bootstrap``
 members, probes health where due, asks :func:`infrakit.group.decide.decide` what to do,
-starts the creations and removals in the background (bounded), and publishes the status.
-Work in flight is remembered (``creating``, ``removing``) and so are its effects until a
-listing shows them (``expected_new``, ``expected_gone``), so a slow or eventually
-consistent instance plugin never causes a second create or destroy.
+starts the creations and removals in the background (bounded, :mod:`.jobs`), and
+publishes the status. Work in flight and its effects not yet listed live in the in-flight
+ledger (:mod:`.inflight`), so a slow or eventually consistent instance plugin never causes
+a second create or destroy. The phase is judged by the pure :mod:`.phase`; removing
+members on request (DestroyInstances, DestroyGroup) is :mod:`.destroying`.
+
+Members that die young are noted in the crash-loop ledger (:mod:`.crashloop`); past its
+threshold their slot backs off before being re-created. The ledger is persisted with the
+rolling-update state (``on_state``; ``resume`` at commit), so neither a restart nor a
+failover resets it.
 
 The controller owns one supervisor per committed group and calls it; nothing else does.
 """
@@ -19,10 +25,24 @@ import logging
 import operator
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
 
 from infrakit import durations, errors
-from infrakit.group import actions, backoff, clock, decide, health, membership, rolling, tags
+from infrakit.group import (
+    actions,
+    backoff,
+    clock,
+    crashloop,
+    decide,
+    destroying,
+    health,
+    inflight,
+    jobs,
+    membership,
+    phase,
+    rolling,
+    roster,
+    tags,
+)
 from infrakit.group import status as status_
 from infrakit.group.target import Target, resized
 from infrakit.spi import flavor, group, instance
@@ -30,7 +50,7 @@ from infrakit.spi import flavor, group, instance
 log = logging.getLogger(__name__)
 
 OnState = Callable[[group.ID, rolling.UpdateState | None], Awaitable[None]]
-"""Persists a group's rolling-update state (``None``: no update in flight)."""
+"""Persists a group's rolling-update state and crash-loop counts (``None``: neither)."""
 
 PROBE_TIMEOUT = 10.0
 """A Flavor.Healthy call that takes longer counts as Unknown."""
@@ -39,8 +59,6 @@ WORKERS = 256
 BUSY_POLLS = 10
 """While creations or removals are in flight, reconcile every this many poll intervals."""
 
-T = TypeVar("T")
-
 
 class Supervisor:
     """Keeps one group at its declared state."""
@@ -48,29 +66,31 @@ class Supervisor:
     def __init__(self, target: Target, *, plugins: actions.Plugins, source: clock.Clock,
                  poll_interval: float, limiter: asyncio.Semaphore | None, workers: int,
                  on_state: OnState | None, rng: random.Random,
-                 update: rolling.UpdateState | None = None) -> None:
+                 update: rolling.UpdateState | None = None, version: str | None = None) -> None:
+        """``update``: a state saved by ``on_state`` (used when it is for this config);
+        ``version``: the spec's version label, when a manager supplied one."""
         self.target = target
         self.plugins = plugins
         self.clock = source
         self.poll_interval = poll_interval
-        self.update = update if update is not None and update.target == target.sha else None
+        resumed = update if update is not None and update.target == target.sha else None
+        self.update = _rolling(resumed)
+        self.crashes = crashloop.for_config(resumed.crashes if resumed else None, target.sha)
+        self.versions: dict[str, str] = {target.sha: version} if version else {}
+        """Spec versions by config hash, as far as known (action reasons name them)."""
         self.breaker = backoff.Breaker(target.props.provision, rng=rng)
         self.book = health.Book()
         self.recorder = status_.Recorder(target.gid, source)
-        self.first_seen: dict[str, float] = {}
-        self.creating: dict[int, instance.LogicalID | None] = {}
-        self.removing: set[str] = set()
-        self.doomed: set[str] = set()
-        """Members DestroyInstances is removing: counted, but never chosen by a decision."""
-        self.expected_new: dict[str, tuple[float, instance.Description]] = {}
-        self.expected_gone: dict[str, float] = {}
+        self.ledger = inflight.Ledger()
+        self.destroyer = destroying.Destroyer(
+            plugins=plugins, clock=source, recorder=self.recorder, ledger=self.ledger,
+            workers=workers, on_error=self._job_failed)
         self.destroying = False
         self._limiter = limiter
         self._workers = workers
         self._on_state = on_state
         self._persisting = asyncio.Lock()
         self._update_since = source.monotonic()
-        self._tokens = itertools.count()
         self._sequence = itertools.count()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -82,8 +102,9 @@ class Supervisor:
         self._last_listed: Sequence[instance.Description] = ()
         self._holds: list[str] = []
         self._error: str | None = None
-        self._members = 0
-        self._phase = (status_.Phase.CONVERGING, "starting")
+        self._saved = self._persisted()
+        self._first_account: float | None = None
+        self._replaced: set[str] = set()
 
     @property
     def gid(self) -> group.ID:
@@ -113,21 +134,29 @@ class Supervisor:
         """Reconcile now instead of at the next poll."""
         self._wake.set()
 
-    async def retarget(self, target: Target, *, resume: rolling.UpdateState | None) -> None:
-        """A new commit: plan from ``target`` from now on; a new config starts a new update."""
+    async def retarget(self, target: Target, *, resume: rolling.UpdateState | None,
+                       version: str | None = None) -> None:
+        """A new commit: plan from ``target`` from now on; a new config starts a new update
+        and new crash-loop counts."""
         previous, self.target = self.target, target
-        before = self.update
+        if version:
+            self.versions[target.sha] = version
         if target.spec != previous.spec:
             self.breaker.reset(target.props.provision)
-        if resume is not None and resume.target == target.sha:
-            self._start_update(resume)
+        resumed = resume if resume is not None and resume.target == target.sha else None
+        if resumed is not None and resumed.crashes is not None:
+            self.crashes = resumed.crashes
+        self.crashes = crashloop.for_config(self.crashes, target.sha)
+        update = _rolling(resumed)
+        if update is not None:
+            self._start_update(update)
         elif target.sha != previous.sha:
             grows = target.props.logical_ids is None and target.props.size > previous.props.size
             self._start_update(rolling.UpdateState(
                 target=target.sha, hold_size=previous.props.size if grows else None))
         self._last = None
         self.wake()
-        if self.update != before:
+        if self._persisted() != self._saved:
             await self._persist()
 
     def _start_update(self, update: rolling.UpdateState) -> None:
@@ -172,15 +201,24 @@ class Supervisor:
         await self._probe(target, view, now)
         if target is not self.target or self._stopping:
             return  # a commit arrived meanwhile: decide from the new spec, at once
+        wall = self.clock.time()
+        self._note_recoveries(target, view, now=now, wall=wall)
+        self.crashes = crashloop.pruned(self.crashes, now=wall,
+                                        policy=target.props.health.crash_loop)
         decision = decide.decide(target, view, self.update, now=now,
                                  allowance=self.breaker.allowance(now),
-                                 update_since=self._update_since)
+                                 update_since=self._update_since,
+                                 waiting=crashloop.waiting(self.crashes, now=wall).keys())
+        if self._note_replacements(target, decision, now=now):
+            # A replacement that is a young death may start a backoff: its slot waits now,
+            # not after one more re-creation.
+            decide.hold_back(decision, crashloop.waiting(self.crashes, now=wall).keys())
         before, self.update = self.update, decision.update
         if decision.update is not None and (before is None or before.target != target.sha):
             self._update_since = now  # an update found by looking (not by a commit) starts now
         self._execute(target, decision)
-        self._publish(target, view, decision, listed, before=before)
-        if decision.update != before:
+        self._publish(target, decision, listed, before=before)
+        if self._persisted() != self._saved:
             await self._persist()
 
     def _unchanged(self, target: Target, listed: Sequence[instance.Description]) -> bool:
@@ -191,9 +229,8 @@ class Supervisor:
         last = self._last_listed
         return (self._last is not None and self._last.converged and target is self._last_target
                 and self._error is None and self.update is None
-                and target.props.health.interval <= 0
-                and not (self.creating or self.removing or self.doomed or self._batches
-                         or self.expected_new or self.expected_gone)
+                and target.props.health.interval <= 0 and not self.crashes.slots
+                and self.ledger.idle and not self._batches
                 and len(listed) == len(last) and all(map(operator.is_, listed, last)))
 
     async def _adopt(self, target: Target,
@@ -223,29 +260,28 @@ class Supervisor:
 
     def _account(self, target: Target, listed: Sequence[instance.Description],
                  now: float) -> decide.View:
-        """What is there, net of the work in flight and of its effects not yet listed."""
+        """What is there, net of the work in flight and of its effects not yet listed; the
+        members that vanished young are noted as deaths."""
+        ledger = self.ledger
         ttl = max(3 * self.poll_interval, 10.0)
-        observed: dict[str, instance.Description] = {m.id: m for m in listed}
-        for iid, (when, _) in list(self.expected_new.items()):
-            if iid in observed or now - when > ttl:
-                del self.expected_new[iid]
-        for iid, when in list(self.expected_gone.items()):
-            if iid not in observed or now - when > ttl:
-                del self.expected_gone[iid]
-        members = dict(observed)
-        for going in (self.removing | self.expected_gone.keys()) & members.keys():
-            del members[going]
-        unobserved = frozenset(self.expected_new)
-        members.update((iid, m) for iid, (_, m) in self.expected_new.items())
-        # Set operations, not loops: this runs over every member at every poll.
-        self.first_seen.update(dict.fromkeys(members.keys() - self.first_seen.keys(), now))
-        for gone in self.first_seen.keys() - members.keys() - self.removing:
-            del self.first_seen[gone]
-        self.book.keep_only(members)
-        return decide.View(members=members, unobserved=unobserved,
-                           locked=unobserved | self.doomed, first_seen=self.first_seen,
-                           pending=list(self.creating.values()),
-                           removing=len(self.removing), book=self.book)
+        found = ledger.account(listed, now, ttl=ttl)
+        if self._first_account is None:
+            self._first_account = now  # members seen now were born we do not know when
+        for gone in found.vanished:
+            age = now - gone.first_seen
+            if not self._young(target, gone.member, age=age):
+                continue
+            reason = (f"created, then not listed within {durations.format_duration(ttl)}: it "
+                      "exited or vanished at once" if not gone.listed else
+                      f"exited or vanished {durations.format_duration(round(age, 1))} after "
+                      "it appeared")
+            self._died(target, gone.member, reason=reason)
+        self.book.keep_only(found.members)
+        return decide.View(members=found.members, unobserved=found.unobserved,
+                           locked=found.unobserved | ledger.doomed,
+                           first_seen=ledger.first_seen,
+                           pending=list(ledger.creating.values()),
+                           removing=len(ledger.removing), book=self.book)
 
     async def _probe(self, target: Target, view: decide.View, now: float) -> None:
         """Ask Flavor.Healthy of members due a probe, and of new members an update waits on."""
@@ -277,23 +313,21 @@ class Supervisor:
     def _execute(self, target: Target, decision: decide.Decision) -> None:
         """Start the decided creations and removals in the background."""
         plugins = actions.memoized(self.plugins)
-        jobs: list[Callable[[], Awaitable[bool]]] = []
+        work: list[Callable[[], Awaitable[bool]]] = []
         ticket = self.breaker.ticket()  # failures of one batch count once
         for removal in decision.removals:
-            self.removing.add(removal.member.id)
-            jobs.append(functools.partial(self._remove, target, removal, plugins=plugins))
+            self.ledger.removal_started(removal.member.id)
+            work.append(functools.partial(self._remove, target, removal, plugins=plugins))
         for create in decision.creates:
-            token = next(self._tokens)
-            self.creating[token] = create.logical_id
-            jobs.append(functools.partial(self._create, target, create, token, ticket,
+            token = self.ledger.creation_started(create.logical_id)
+            work.append(functools.partial(self._create, target, create, token, ticket,
                                           plugins=plugins))
-        if jobs:
-            batch = asyncio.create_task(self._batch(jobs))
-            self._batches.add(batch)
-            batch.add_done_callback(self._batches.discard)
+        if work:
+            jobs.spawn(self._batch(work), into=self._batches, on_error=self._job_failed,
+                       name=f"group {self.gid} batch")
 
-    async def _batch(self, jobs: Sequence[Callable[[], Awaitable[bool]]]) -> None:
-        if any(await self._bounded(jobs)):
+    async def _batch(self, work: Sequence[Callable[[], Awaitable[bool]]]) -> None:
+        if any(await self._bounded(work)):
             self.wake()  # see the progress at once; failures wait for the next poll
 
     async def _create(self, target: Target, create: membership.Create, token: int,
@@ -318,14 +352,13 @@ class Supervisor:
             self.recorder.add("created", f"created {iid} because {create.reason}", instance=iid)
             return True
         finally:
-            del self.creating[token]
+            self.ledger.creation_ended(token)
 
     def _expect(self, target: Target, iid: str, logical_id: instance.LogicalID | None) -> None:
-        now = self.clock.monotonic()
-        self.first_seen[iid] = now
-        self.expected_new[iid] = (now, instance.Description(
+        self.ledger.created(instance.Description(
             id=instance.ID(iid), logical_id=logical_id,
-            tags={tags.GROUP: target.gid, tags.CONFIG_SHA: target.sha}))
+            tags={tags.GROUP: target.gid, tags.CONFIG_SHA: target.sha}),
+            self.clock.monotonic())
 
     async def _remove(self, target: Target, removal: membership.Removal, *,
                       plugins: actions.Plugins) -> bool:
@@ -334,55 +367,118 @@ class Supervisor:
             if target is not self.target or self._stopping:
                 return False
             async with self._limit():
-                if not await self._drain_and_destroy(target, member, plugins=plugins):
+                if not await self.destroyer.one(target, member, plugins=plugins):
                     return False
-            self.recorder.add(removal.verb, f"{removal.verb} {member.id} because "
-                              f"{removal.reason}", instance=member.id)
+            self.recorder.add(removal.verb, self._removal_message(target, removal),
+                              instance=member.id)
             return True
         finally:
-            self.removing.discard(member.id)
+            self.ledger.removal_ended(member.id)
 
-    async def _drain_and_destroy(self, target: Target, member: instance.Description, *,
-                                 plugins: actions.Plugins) -> bool:
-        """Drain, then destroy; a failure is recorded and the member stays (to be retried)."""
-        try:
-            await actions.drain(plugins, target.gid, target.props, member, source=self.clock)
-        except Exception as err:
-            why = str(err) or type(err).__name__
-            self.recorder.add("drain-failed", f"drain of {member.id} failed ({why}); not "
-                              "destroyed, will retry", instance=member.id)
-            return False
-        try:
-            await actions.destroy(plugins, target.gid, target.props, member)
-        except Exception as err:
-            self.recorder.add("destroy-failed", f"destroy of {member.id} failed ({err}); "
-                              "will retry", instance=member.id)
-            return False
-        self.expected_gone[member.id] = self.clock.monotonic()
-        return True
+    def _removal_message(self, target: Target, removal: membership.Removal) -> str:
+        member = removal.member
+        if removal.cause == "rolling":
+            old = roster.label(tags.config_sha(member), self.versions)
+            new = roster.label(target.sha, self.versions)
+            return f"replaced {member.id} ({old} → {new}, rolling update)"
+        return f"{removal.verb} {member.id} because {removal.reason}"
+
+    # Crash loops -----------------------------------------------------------------------
+
+    def _young(self, target: Target, member: instance.Description, *, age: float) -> bool:
+        """Did a member of this ``age`` die young: before ``YoungAge``, or never Healthy
+        although probed?"""
+        policy = target.props.health
+        return age < policy.crash_loop.young_age or (
+            policy.interval > 0 and not self.book.healthy_once(member.id))
+
+    def _note_replacements(self, target: Target, decision: decide.Decision, *,
+                           now: float) -> bool:
+        """Note the young deaths among the members replaced as Unhealthy (each member once,
+        however often its removal is retried); True when one was noted."""
+        self._replaced &= self.ledger.present.keys()
+        noted = False
+        for removal in decision.removals:
+            member = removal.member
+            if removal.cause != "unhealthy" or member.id in self._replaced:
+                continue
+            age = now - self.ledger.first_seen.get(member.id, now)
+            self._replaced.add(member.id)
+            if self._young(target, member, age=age):
+                self._died(target, member, reason=(
+                    f"replaced as Unhealthy {durations.format_duration(round(age, 1))} after "
+                    f"it appeared: Flavor.Healthy of {target.props.flavor.plugin} answered "
+                    f"Unhealthy ({removal.reason})"))
+                noted = True
+        return noted
+
+    def _slot(self, target: Target, member: instance.Description) -> str | None:
+        ids = target.props.logical_ids
+        if ids is None:
+            return crashloop.CATTLE
+        return member.logical_id if member.logical_id in ids else None
+
+    def _died(self, target: Target, member: instance.Description, *, reason: str) -> None:
+        """Note a young death; past the threshold its slot backs off (recorded)."""
+        slot = self._slot(target, member)
+        self.recorder.add("died-young", f"{member.id} died young: {reason}",
+                          instance=member.id)
+        if slot is None:
+            return  # an undeclared logical ID: it is not re-created anyway
+        policy = target.props.health.crash_loop
+        self.crashes = crashloop.died(crashloop.for_config(self.crashes, target.sha), slot,
+                                      now=self.clock.time(), reason=reason, policy=policy)
+        found = self.crashes.slots[slot]
+        if found.backoff:
+            self.recorder.add("crash-loop", (
+                f"{_slot_name(slot)} died young {len(found.deaths)} times within "
+                f"{durations.format_duration(policy.window)}: backing off "
+                f"{durations.format_duration(found.backoff)} before re-creating"))
+
+    def _note_recoveries(self, target: Target, view: decide.View, *, now: float,
+                         wall: float) -> None:
+        """Forget the slots whose member, born after the last death, outlived YoungAge
+        (Healthy, if probed)."""
+        if not self.crashes.slots:
+            return
+        policy, probed = target.props.health, target.props.health.interval > 0
+        clocks = roster.Clocks(monotonic=now, wall=wall)
+        for slot, found in list(self.crashes.slots.items()):
+            last = max(found.deaths, default=0.0)
+            for member in view.members.values():
+                born = view.first_seen.get(member.id)
+                if (born is None or born == self._first_account or member.id in view.unobserved
+                        or self._slot(target, member) != slot
+                        or clocks.wall_of(born) <= last
+                        or now - born < policy.crash_loop.young_age
+                        or (probed and view.book.verdict(member.id) != flavor.Health.HEALTHY)):
+                    continue
+                self.crashes = crashloop.recovered(self.crashes, slot)
+                age = durations.format_duration(policy.crash_loop.young_age)
+                self.recorder.add("recovered", f"{_slot_name(slot)} recovered: {member.id} "
+                                  f"outlived {age}", instance=member.id)
+                break
 
     def _limit(self) -> asyncio.Semaphore | _Unlimited:
         return self._limiter if self._limiter is not None else _UNLIMITED
 
-    async def _bounded(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
-        """Run ``jobs`` with at most ``workers`` at once (jobs handle their own errors)."""
-        queue, results = iter(jobs), list[T]()
+    async def _bounded(self, work: Sequence[Callable[[], Awaitable[bool | None]]]) -> list[
+            bool | None]:
+        return await jobs.bounded(work, workers=self._workers, on_error=self._job_failed)
 
-        async def worker() -> None:
-            for job in queue:
-                results.append(await job())
-
-        await asyncio.gather(*(worker() for _ in range(min(self._workers, len(jobs)))))
-        return results
+    def _job_failed(self, err: Exception) -> None:
+        """A job raised instead of handling its error: record it (the next poll retries)."""
+        log.error("group %s: a job failed", self.gid, exc_info=err)
+        self.recorder.add("error", f"an operation failed unexpectedly: "
+                          f"{type(err).__name__}: {err}")
 
     # Reporting -----------------------------------------------------------------------
 
-    def _publish(self, target: Target, view: decide.View, decision: decide.Decision,
+    def _publish(self, target: Target, decision: decide.Decision,
                  listed: Sequence[instance.Description], *,
                  before: rolling.UpdateState | None) -> None:
         self._last, self._last_target, self._last_listed = decision, target, listed
         self._last_ids = frozenset(m.id for m in listed)
-        self._members = len(view.members) + len(view.pending)
         for hold in decision.holds:
             if hold not in self._holds:
                 self.recorder.add("holding", hold)
@@ -390,59 +486,46 @@ class Supervisor:
                 before is not None and before.paused):
             self.recorder.add("paused", decision.update.reason)
         self._holds = decision.holds
-        self._phase = self._phase_of(target, decision)
 
-    def _phase_of(self, target: Target,
-                  decision: decide.Decision) -> tuple[status_.Phase, str]:
-        phase, update, breaker = status_.Phase, decision.update, self.breaker
-        if breaker.failing:
-            return phase.PROVISION_FAILING, (
-                f"{breaker.failures} provision attempts failed in a row ({breaker.last_error}); "
-                f"retrying every {durations.format_duration(breaker.policy.backoff_cap)}")
-        if update is not None and update.paused:
-            return phase.PAUSED, update.reason
-        if update is not None and update.aborted:
-            return phase.ABORTED, update.reason
-        if decision.holds:
-            return phase.HOLDING, "; ".join(decision.holds)
-        if update is not None:
-            return phase.UPDATING, (f"rolling update to {update.target}: "
-                                    f"{len(update.done)} members on it are healthy")
-        if decision.converged:
-            return phase.CONVERGED, f"{target.props.size} members match the spec"
-        if decision.deferred:
-            return phase.CONVERGING, (f"{decision.deferred} creations wait for the provisioning "
-                                      f"backoff ({breaker.failures} failed attempts in a row)")
-        return phase.CONVERGING, (f"{self._members} of {target.props.size} members; creating "
-                                  f"{len(self.creating)}, removing {len(self.removing)}")
+    def _probed(self) -> bool:
+        update = self.update
+        return self.target.props.health.interval > 0 or (
+            update is not None and not update.aborted)
+
+    def _facts(self) -> phase.Facts:
+        breaker = self.breaker
+        return phase.Facts(
+            target=self.target, decision=self._last, update=self.update,
+            members=self.ledger.existing(), book=self.book, probed=self._probed(),
+            ledger=self.ledger.snapshot(), busy=bool(self._batches),
+            provisioning=phase.Provisioning(
+                failures=breaker.failures, failing=breaker.failing,
+                last_error=breaker.last_error, cap=breaker.policy.backoff_cap),
+            crashes=self.crashes, now=self.clock.time(),
+            error=self._error, destroying=self.destroying)
 
     def converged(self) -> bool:
-        """The last reconcile found nothing to do, and nothing is in flight since."""
-        return (self._last is not None and self._last.converged and not self.creating
-                and not self.removing and not self.doomed and not self._batches
-                and self._error is None
-                and not self.destroying)
+        """Every member exists, matches the spec and is Healthy (or unprobed), the last
+        reconcile found nothing to do, and nothing is in flight since."""
+        return phase.converged(self._facts())
 
     def status(self) -> status_.Status:
         """The group's status now."""
-        phase, reason = self._phase
-        update, converged = self.update, self.converged()
-        if self.destroying:
-            phase, reason = status_.Phase.DESTROYING, "DestroyGroup is removing every member"
-        elif self._error is not None:
-            reason = self._error
-        elif update is not None and (update.paused or update.aborted):
-            phase = status_.Phase.PAUSED if update.paused else status_.Phase.ABORTED
-            reason = update.reason
-        elif self._last is None:
-            phase, reason = status_.Phase.CONVERGING, "planning the committed spec"
-        elif phase == status_.Phase.CONVERGED and not converged:
-            phase, reason = status_.Phase.CONVERGING, "acting on the last reconcile"
+        facts = self._facts()
+        verdict = phase.judge(facts)
+        counts = verdict.counts
+        rows = roster.rows(
+            members=facts.members, removing=self.ledger.leaving(),
+            creating=self.ledger.creating.values(), first_seen=self.ledger.first_seen,
+            book=self.book, probed=facts.probed, versions=self.versions,
+            clocks=roster.Clocks(monotonic=self.clock.monotonic(), wall=facts.now))
         return status_.Status(
-            id=self.gid, phase=phase, reason=reason, size=self.target.props.size,
-            members=self._members, converged=converged,
-            config_sha=self.target.sha, update=self.update,
-            provision_failures=self.breaker.failures, actions=self.recorder.recent())
+            id=self.gid, phase=verdict.phase, reason=verdict.reason,
+            size=self.target.props.size, members=counts.existing + counts.creating,
+            converged=phase.converged(facts, counts), config_sha=self.target.sha,
+            update=self._persisted(), provision_failures=self.breaker.failures,
+            crash_looping=phase.looping(facts), counts=counts, instances=rows.members,
+            more_instances=rows.more, actions=self.recorder.recent())
 
     async def describe(self) -> group.Description:
         """The members now (a fresh listing), Converged, and the status (ext)."""
@@ -486,12 +569,23 @@ class Supervisor:
                                        "update in flight", group=self.gid)
         return self.update
 
+    def _persisted(self) -> rolling.UpdateState | None:
+        """What ``on_state`` saves: the rolling update with the crash-loop counts (an
+        ``Idle`` state when only the counts are there), ``None`` when neither is."""
+        crashes = self.crashes if self.crashes.slots else None
+        if self.update is None:
+            return None if crashes is None else rolling.UpdateState(
+                target=self.target.sha, idle=True, crashes=crashes)
+        return self.update.model_copy(update={"crashes": crashes})
+
     async def _persist(self) -> None:
         if self._on_state is None:
+            self._saved = self._persisted()
             return
         async with self._persisting:
+            state = self._saved = self._persisted()
             try:
-                await self._on_state(self.gid, self.update)
+                await self._on_state(self.gid, state)
             except Exception as err:  # persisting is best effort; the update goes on
                 log.exception("group %s: on_state failed", self.gid)
                 self.recorder.add("error", f"could not persist the update state: {err}")
@@ -504,34 +598,14 @@ class Supervisor:
         A scaled group's size goes down by one with each member destroyed, so the group
         does not replace them; a pet is recreated for its logical ID.
         """
-        listed = await actions.list_members(self.plugins, self.gid, self.target.props)
-        by_id: dict[str, instance.Description] = {m.id: m for m in listed}
-        unknown = [i for i in ids if i not in by_id]
-        if unknown:
-            raise errors.NotFoundError(f"not members of group '{self.gid}': "
-                                       f"{', '.join(unknown)}", group=self.gid)
-        chosen = [by_id[i] for i in dict.fromkeys(ids)]
-        self.doomed.update(m.id for m in chosen)
-        failed: list[str] = []
-        plugins = actions.memoized(self.plugins)
+        def shrink(_: instance.Description) -> None:
+            if self.target.props.logical_ids is None:
+                self.target = resized(self.target, max(0, self.target.props.size - 1))
 
-        async def one(member: instance.Description) -> None:
-            try:
-                if not await self._drain_and_destroy(self.target, member, plugins=plugins):
-                    failed.append(member.id)
-                    return
-                if self.target.props.logical_ids is None:
-                    self.target = resized(self.target, max(0, self.target.props.size - 1))
-                self.recorder.add("destroyed", f"destroyed {member.id} because "
-                                  "DestroyInstances asked", instance=member.id)
-            finally:
-                self.doomed.discard(member.id)
-
-        await self._bounded([functools.partial(one, m) for m in chosen])
-        self.wake()
-        if failed:
-            raise errors.TemporaryError(f"could not destroy {', '.join(failed)} of group "
-                                        f"'{self.gid}' (see its status)", group=self.gid)
+        try:
+            await self.destroyer.chosen(lambda: self.target, ids, on_destroyed=shrink)
+        finally:
+            self.wake()
 
     async def destroy_all(self) -> None:
         """DestroyGroup: stop, then drain and destroy every member before returning.
@@ -539,33 +613,27 @@ class Supervisor:
         Refuses (ConflictError, nothing destroyed) while members are protected. On a
         failure the group stays ``Destroying`` and unsupervised; DestroyGroup again retries.
         """
-        protect = self.target.props.scale.protect_tag
-        listed = await actions.list_members(self.plugins, self.gid, self.target.props)
-        shielded = sorted(m.id for m in listed if tags.protected(m, protect))
+        shielded = await destroying.shielded(self.plugins, self.target)
         if shielded:
+            protect = self.target.props.scale.protect_tag
             raise errors.ConflictError(
                 f"group '{self.gid}' has protected members ({', '.join(shielded)}): destroy "
                 f"them with DestroyInstances or remove their {protect} tag first",
                 group=self.gid)
         await self.stop()
         self.destroying = True
-        listed = await actions.list_members(self.plugins, self.gid, self.target.props)
-        failed: list[str] = []
-        plugins = actions.memoized(self.plugins)
+        await self.destroyer.every(self.target)
 
-        async def one(member: instance.Description) -> None:
-            if tags.protected(member, protect) or not await self._drain_and_destroy(
-                    self.target, member, plugins=plugins):
-                failed.append(member.id)
-            else:
-                self.recorder.add("destroyed", f"destroyed {member.id} because DestroyGroup "
-                                  "asked", instance=member.id)
 
-        await self._bounded([functools.partial(one, m) for m in listed])
-        if failed:
-            raise errors.TemporaryError(
-                f"DestroyGroup '{self.gid}': could not destroy {', '.join(sorted(failed))} "
-                "(see its status); call DestroyGroup again to retry", group=self.gid)
+def _rolling(state: rolling.UpdateState | None) -> rolling.UpdateState | None:
+    """The rolling update a persisted state holds (``None`` when it is ``Idle``)."""
+    if state is None or state.idle:
+        return None
+    return state.model_copy(update={"crashes": None})
+
+
+def _slot_name(slot: str) -> str:
+    return "members of the group" if slot == crashloop.CATTLE else f"logical ID {slot}"
 
 
 class _Unlimited:
