@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit system-deps bench clean venv
+.PHONY: demo test quick lint typecheck unit system-deps bench clean venv
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ unit: venv system-deps
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# The developers' fast subset: every test but those marked slow (see tests/conftest.py).
+quick: venv system-deps
+	$(BIN)/pytest -q -m "not slow"
 
 bench: venv
 	$(BIN)/python bench/rpc.py

@@ -11,6 +11,22 @@ import pytest
 
 from infrakit.rpc import discovery
 
+SLOW = {
+    "tests/e2e/": "stacks of plugin processes driven through the CLI",
+    "tests/manager/test_failover_": "managers, backends and plugins as processes",
+    "tests/manager/test_up.py": "`infrakit up` process trees",
+    "tests/manager/test_etcd": "real etcd servers (one member, then a cluster)",
+    "tests/manager/test_leader_etcd.py": "elections on a real etcd, leaders killed",
+    "tests/manager/test_store_etcd.py": "a real etcd server",
+}
+"""Tests marked ``slow`` by where they are (``make quick`` leaves them out), and why."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(tuple(SLOW)):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def plugins_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[pathlib.Path]:

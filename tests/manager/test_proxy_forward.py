@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from inprocess import GID, Board, Node, spec
+from inprocess import GID, Board, Node, eventually, spec
 
 from infrakit import errors
 from infrakit.manager import forward, serve
@@ -29,6 +29,7 @@ class Pair:
         self.board = board
         self.nodes = nodes
         self.flavors = FakeFlavorPlugin()
+        self.instances = FakeInstancePlugin()
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ async def pair(plugins_dir: pathlib.Path, tmp_path: pathlib.Path) -> AsyncIterat
     nodes = [Node(name, board, tmp_path / "store", instances=instances, flavors=flavors)
              for name in ("mgr-1", "mgr-2")]
     both = Pair(plugins_dir, board, nodes)
-    both.flavors = flavors
+    both.flavors, both.instances = flavors, instances
     async with contextlib.AsyncExitStack() as stack:
         for node in nodes:
             await stack.enter_async_context(serve.served(
@@ -57,8 +58,12 @@ async def test_a_standby_forwards_a_commit_and_returns_the_leaders_answer(pair: 
     assert await standby.commit_group(spec(size=2), False) == "Managing 2 instances"
     assert [s.id for s in await pair.nodes[0].controller.inspect_groups()] == [GID]
     assert await pair.nodes[1].controller.inspect_groups() == []
-    assert (await standby.describe_group(GID)).instances is not None
     assert await standby.size(GID) == 2
+    await eventually(lambda: len(pair.instances.instances) == 2)
+    described = await standby.describe_group(GID)  # the leader's members, not the standby's
+    assert sorted(m.id for m in described.instances) == sorted(pair.instances.instances)
+    assert {m.tags["infrakit.group"] for m in described.instances} == {GID}
+    assert (described.status["ID"], described.status["Size"]) == (GID, 2)
 
 
 async def test_the_leaders_error_comes_back_as_the_same_error(pair: Pair) -> None:

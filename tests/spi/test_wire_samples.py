@@ -12,7 +12,8 @@ import pytest
 from infrakit.spi import flavor, group, handshake, instance
 from infrakit.spi.wire import Wire
 
-SAMPLES = pathlib.Path(__file__).parents[2].parent / "shared" / "spec" / "wire-samples-v0.5.txt"
+# Requests and answers recorded from InfraKit v0.5's own plugins, kept beside this test.
+SAMPLES = pathlib.Path(__file__).parent / "data" / "wire-samples-v0.5.txt"
 
 # method → (params type, result type)
 TYPES: dict[str, tuple[type[Wire] | None, type[Wire]]] = {
