@@ -38,8 +38,8 @@ def write(tmp_path: pathlib.Path, name: str, text: str) -> str:
     ("spec.json", '{"Init": "{{ nope }}"}', "{path}:1: undefined value: 'nope' is undefined"),
     ("spec.json", '{"Init": "{{ 1 + 2 3 }}"}',
      "{path}:1: template syntax error: expected token 'end of print statement', got 'integer'"),
-    ("spec.json", '{"Tags": "web"}', "{path}: not a valid instance Spec: Tags: Input should be a "
-                                     "valid dictionary"),
+    ("spec.json", '{"Tags": "web"}', "{path}: not a valid instance Spec: Tags: expected an "
+                                     "object"),
 ])
 def test_a_bad_input_file_names_file_line_and_problem(
         cli: Any, served: testing.FakeInstancePlugin, tmp_path: pathlib.Path, name: str,

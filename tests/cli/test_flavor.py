@@ -73,9 +73,9 @@ def test_prepare_takes_the_originals_two_files(cli: Any, served: Recording,
 
 @pytest.mark.parametrize(("document", "message"), [
     ("[1, 2]", "expected an object {Properties, Spec, Allocation, Index}"),
-    ('{"Properties": {}}', "not a valid prepare input: Spec: Field required"),
-    ('{"Spec": {"Tags": []}}', "not a valid prepare input: Spec.Tags: Input should be a "
-                               "valid dictionary"),
+    ('{"Properties": {}}', "not a valid prepare input: Spec: required"),
+    ('{"Spec": {"Tags": []}}', "not a valid prepare input: Spec.Tags: expected an "
+                               "object"),
 ])
 def test_prepare_rejects_a_bad_document(cli: Any, served: Recording, tmp_path: pathlib.Path,
                                         document: str, message: str) -> None:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from infrakit import errors
+from infrakit.cli import render
 from infrakit.spi import group, instance
 
 from .conftest import FakeGroup, OldGroup
@@ -121,12 +122,13 @@ def test_describe_table_shows_status_and_the_reasons_for_recent_actions(
         ],
     }
     lines = cli("group", "describe", "workers").stdout.splitlines()
+    epoch = render.iso(0)  # ISO 8601 in the local zone
     assert lines[2:] == [
         "STATUS  Holding - holding because 3/5 unhealthy exceeds budget 40% (5/5 members)",
         "UPDATE  to abc: paused, 1 replaced",
         "RECENT ACTIONS",
-        lines[5][:12] + "created instance-1 because count 4 < 5",
-        lines[6][:12] + "holding because 3/5 unhealthy exceeds budget 40% (x3)",
+        f"  {epoch}  created instance-1 because count 4 < 5",
+        f"  {epoch}  holding because 3/5 unhealthy exceeds budget 40% (x3)",
     ]
     assert cli("group", "describe", "workers", "-q").stdout == ""
 
@@ -202,4 +204,4 @@ def test_a_spec_without_id_is_rejected_naming_the_field(cli: Any, served: FakeGr
     path.write_text('{"Properties": {}}')
     result = cli("group", "commit", str(path))
     assert result.exit_code == errors.InvalidError.exit_code
-    assert result.stderr == f"infrakit: {path}: not a valid group Spec: ID: Field required\n"
+    assert result.stderr == f"infrakit: {path}: not a valid group Spec: ID: required\n"

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from infrakit import errors
-from infrakit.cli import inputs, options, remote, render
+from infrakit.cli import inputs, named, options, remote, render
 from infrakit.spi import flavor, instance
 
 NEEDS = (flavor.INTERFACE,)
@@ -121,13 +121,4 @@ def healthy(ctx: click.Context, file: str, instance_id: str, logical_id: str | N
 VERBS = (validate, prepare, healthy)
 
 
-@click.group("flavor")
-@click.option("--name", required=True, metavar="NAME[/TYPE]", help="The flavor plugin.")
-@click.pass_context
-def command(ctx: click.Context, name: str) -> None:
-    """Access a flavor plugin."""
-    remote.bind(ctx, name)
-
-
-for _verb in VERBS:
-    command.add_command(_verb)
+command = named.plugin_group("flavor", summary="Access a flavor plugin.", verbs=VERBS)

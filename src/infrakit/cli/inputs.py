@@ -13,8 +13,7 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
-from infrakit import errors, template
-from infrakit.rpc import jsonrpc
+from infrakit import errors, template, validation
 from infrakit.spi.wire import Wire
 from infrakit.template import fetch
 
@@ -47,7 +46,11 @@ def read_as(model: type[W], source: str, *, as_yaml: bool = False, what: str) ->
 
 
 def as_model(model: type[W], data: Any, *, where: str) -> W:
+    """``data`` as ``model``; a bad field is an ``InvalidError``: ``where: Path: what``.
+
+    Unknown keys are left to the plugin the document is sent to: it knows its own schema
+    (and a v0.5 peer's extras must reach it)."""
     try:
         return model.from_wire(data)
     except pydantic.ValidationError as exc:
-        raise errors.InvalidError(jsonrpc.describe_validation(exc, where=where)) from None
+        raise errors.InvalidError(f"{where}: {validation.describe(exc)}") from None

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import click
 
-from infrakit.cli import inputs, options, remote, render
+from infrakit import errors
+from infrakit.cli import confirm, inputs, named, options, progress, remote, render
 from infrakit.spi import instance
 
 NEEDS = (instance.INTERFACE,)
@@ -44,45 +45,56 @@ def provision(ctx: click.Context, file: str, as_yaml: bool) -> None:
 
 
 @click.command("destroy")
-@click.argument("instance_id", metavar="ID")
+@click.argument("instance_ids", metavar="ID...", nargs=-1, required=True)
+@confirm.options
 @click.pass_context
-def destroy(ctx: click.Context, instance_id: str) -> None:
-    """Destroy instance ID."""
+def destroy(ctx: click.Context, instance_ids: tuple[str, ...], yes: bool, limit: int) -> None:
+    """Destroy instance ID (and each further ID, in order; a progress bar for many)."""
+    confirm.check(len(instance_ids), limit=limit, yes=yes,
+                  what=f"destroying {len(instance_ids):,} instances")
     plugin = remote.target(ctx)
-    plugin.call("Instance.Destroy",
-                instance.DestroyRequest(type=plugin.type_name, instance=instance.ID(instance_id)),
-                instance.OKResponse, needs=NEEDS)
-    render.line(f"destroyed {instance_id}")
+    with progress.Progress("destroying instances") as bar:
+        for done, instance_id in enumerate(instance_ids):
+            plugin.call("Instance.Destroy",
+                        instance.DestroyRequest(type=plugin.type_name,
+                                                instance=instance.ID(instance_id)),
+                        instance.OKResponse, needs=NEEDS)
+            render.line(f"destroyed {instance_id}")
+            if len(instance_ids) > 1:
+                bar.update(done + 1, len(instance_ids))
 
 
 @click.command("describe")
+@click.argument("instance_id", metavar="[ID]", required=False)
 @options.tags("Only instances carrying this tag; all must match")
 @click.option("-p", "--properties", is_flag=True, help="Also fetch each instance's properties.")
 @options.quiet
 @options.output()
 @click.pass_context
-def describe(ctx: click.Context, tags: tuple[dict[str, str], ...], properties: bool,
-             quiet: bool, output: str) -> None:
-    """List the instances (only those carrying every --tags given)."""
+def describe(ctx: click.Context, instance_id: str | None, tags: tuple[dict[str, str], ...],
+             properties: bool, quiet: bool, output: str) -> None:
+    """List the instances (only those carrying every --tags given), or only instance ID."""
     plugin = remote.target(ctx)
     answer = plugin.call(
         "Instance.DescribeInstances",
         instance.DescribeRequest(type=plugin.type_name, tags=options.merged(tags),
                                  properties=properties),
         instance.DescribeResponse, needs=NEEDS)
-    render.instances(answer.descriptions, output=output, quiet=quiet, properties=properties)
+    found = answer.descriptions
+    if instance_id is not None:
+        found = [each for each in found if each.id == instance_id]
+        if not found:
+            where = f" with tags {render.tags(options.merged(tags))}" if tags else ""
+            raise errors.NotFoundError(
+                f"no instance {instance_id!r}{where} in plugin {plugin.name!r}",
+                instance=instance_id)
+        if output != "table":  # one instance: the object, not a list of one
+            render.document(found[0].to_wire(), output)
+            return
+    render.instances(found, output=output, quiet=quiet, properties=properties)
 
 
 VERBS = (validate, provision, destroy, describe)
 
 
-@click.group("instance")
-@click.option("--name", required=True, metavar="NAME[/TYPE]", help="The instance plugin.")
-@click.pass_context
-def command(ctx: click.Context, name: str) -> None:
-    """Access an instance plugin."""
-    remote.bind(ctx, name)
-
-
-for _verb in VERBS:
-    command.add_command(_verb)
+command = named.plugin_group("instance", summary="Access an instance plugin.", verbs=VERBS)

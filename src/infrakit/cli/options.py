@@ -102,3 +102,10 @@ def tags(help_text: str) -> Callable[[F], F]:
     """``--tags k=v`` (repeatable; commas join several); the value is a tuple of dicts."""
     return click.option("--tags", "tags", type=TAG, multiple=True, metavar="KEY=VALUE",
                         help=help_text + " (repeatable; commas join several)")
+
+
+def interval(function: F) -> F:
+    """``--interval D``: how often a waiting or watching command asks the plugin."""
+    return click.option("--interval", type=DURATION, default="1s", show_default=True,
+                        metavar="DURATION",
+                        help="How often to ask the plugin while waiting or watching.")(function)

@@ -59,11 +59,16 @@ def _listing_wire(row: listing.Row) -> dict[str, str | None]:
 @click.pass_context
 def start(ctx: click.Context, config_url: str | None, executor: str, wait: bool,
           timeout: float, stop_timeout: float, names: tuple[str, ...]) -> None:
-    """Start the named plugins and wait until each answers on its socket."""
+    """Start the named plugins and wait until each answers on its socket.
+
+    When our group plugin is among them or in the config, our instance plugins
+    (instance-file, instance-process) get `--notify GROUP`, so a member that dies wakes the
+    group at once (unless their config line gives --notify itself)."""
     directory = discovery.plugins_dir()
     rules = launch.load_config(config_url) if config_url else {}
     outcomes = starting.start(names, rules, plugins_dir=directory, timeout=timeout,
-                              config_source=config_url)
+                              config_source=config_url,
+                              notify=launch.notify_targets(names, rules))
     code = _report(outcomes)
     if wait and code == 0:
         click.echo("Plugins running; Ctrl-C (or SIGTERM) stops them.", err=True)

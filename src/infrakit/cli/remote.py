@@ -12,7 +12,7 @@ from typing import TypeVar
 import click
 import pydantic
 
-from infrakit import errors
+from infrakit import errors, validation
 from infrakit.cli import options
 from infrakit.rpc import discovery, sync
 from infrakit.spi import handshake
@@ -55,7 +55,7 @@ class Target:
         except pydantic.ValidationError as exc:
             raise errors.ProtocolError(
                 f"{client.name}: malformed result of {method}: "
-                f"{exc.errors(include_url=False)[:3]}", plugin=client.name) from None
+                f"{validation.describe(exc, limit=3)}", plugin=client.name) from None
 
 
 def target(ctx: click.Context) -> Target:
@@ -63,6 +63,8 @@ def target(ctx: click.Context) -> Target:
     found = ctx.find_object(Target)
     if found is None:  # a verb used outside a plugin group: a wiring bug, not user error
         raise RuntimeError("no plugin target in the click context")
+    if not found.name:  # checked here, not when parsing, so that `VERB --help` needs no name
+        raise click.UsageError("Missing option '--name'.", ctx)
     return found
 
 

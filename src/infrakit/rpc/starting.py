@@ -12,12 +12,13 @@ from __future__ import annotations
 import collections
 import os
 import pathlib
+import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from infrakit import durations, errors, processes
 from infrakit.rpc import launch, sockets, stopping, sync
@@ -32,11 +33,13 @@ _POLL = 0.05
 
 
 def start(names: Sequence[str], rules: dict[str, launch.Rule], *, plugins_dir: pathlib.Path,
-          timeout: float = READY_TIMEOUT,
-          config_source: str | None = None) -> list[launch.Outcome]:
-    """Start each named plugin and wait until all answer (or fail); one outcome per name."""
+          timeout: float = READY_TIMEOUT, config_source: str | None = None,
+          notify: Mapping[str, str] | None = None) -> list[launch.Outcome]:
+    """Start each named plugin and wait until all answer (or fail); one outcome per name.
+    ``notify`` (:func:`launch.notify_targets`): plugins to start with ``--notify GROUP``."""
     sockets.ensure_dir(plugins_dir)
-    outcomes = [_spawn(name, rules, plugins_dir=plugins_dir, source=config_source)
+    outcomes = [_spawn(name, rules, plugins_dir=plugins_dir, source=config_source,
+                       notify=(notify or {}).get(name))
                 for name in names]
     _await_ready([o for o in outcomes if o.process is not None], plugins_dir=plugins_dir,
                  timeout=timeout)
@@ -44,7 +47,7 @@ def start(names: Sequence[str], rules: dict[str, launch.Rule], *, plugins_dir: p
 
 
 def _spawn(name: str, rules: dict[str, launch.Rule], *, plugins_dir: pathlib.Path,
-           source: str | None) -> launch.Outcome:
+           source: str | None, notify: str | None = None) -> launch.Outcome:
     try:
         sockets.check_name(name)
         path = sockets.socket_path(plugins_dir, name)
@@ -53,6 +56,8 @@ def _spawn(name: str, rules: dict[str, launch.Rule], *, plugins_dir: pathlib.Pat
             return launch.Outcome(name=name, pid=pid,
                                   message=f"{name} is already running (pid {pid or 'unknown'})")
         argv, new_session = _command(name, rules, source=source)
+        if notify:
+            argv = _with_notify(argv, notify)
         log_path = plugins_dir / f"{name}.log"
         env = {**os.environ, "INFRAKIT_PLUGINS_DIR": str(plugins_dir)}
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -84,6 +89,13 @@ def _command(name: str, rules: dict[str, launch.Rule], *,
     raise errors.PluginNotFound(
         f"{name}: {where} no {launch.ENTRY_POINT_GROUP!r} entry point has that name",
         plugin=name)
+
+
+def _with_notify(argv: list[str], group: str) -> list[str]:
+    """``argv`` (from :func:`_command`) that also passes ``--notify group`` to the plugin."""
+    if argv[:2] == ["/bin/sh", "-c"]:
+        return [*argv[:2], f"{argv[2]} --notify {shlex.quote(group)}"]
+    return [*argv, "--notify", group]
 
 
 def _await_ready(pending: list[launch.Outcome], *, plugins_dir: pathlib.Path,
