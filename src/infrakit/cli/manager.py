@@ -18,7 +18,7 @@ import click
 import pydantic
 
 from infrakit import errors, validation
-from infrakit.cli import inputs, options, remote, render
+from infrakit.cli import inputs, named, options, remote, render
 from infrakit.manager import methods, store
 from infrakit.spi import group, manager, plugin
 
@@ -138,14 +138,6 @@ def rollback(ctx: click.Context, gid: str, version: int | None) -> None:
 VERBS = (commit, inspect, leader, history, rollback)
 
 
-@click.group("manager")
-@click.option("--name", default=DEFAULT_NAME, show_default=True, metavar="NAME",
-              help="The manager plugin.")
-@click.pass_context
-def command(ctx: click.Context, name: str) -> None:
-    """Access the manager: commit groups, see who leads, history and rollback."""
-    remote.bind(ctx, name)
-
-
-for _verb in VERBS:
-    command.add_command(_verb)
+command = named.plugin_group(
+    "manager", summary="Access the manager: commit groups, see who leads, history and rollback.",
+    verbs=VERBS, default=DEFAULT_NAME, metavar="NAME")
