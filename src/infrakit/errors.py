@@ -19,13 +19,18 @@ server puts both on the wire and the client rebuilds the same class from
     │   ├── Unavailable       the socket refused or vanished
     │   └── CallTimeout       no answer within the per-call timeout
     ├── PermanentError        retrying cannot help
-    └── NotLeaderError        a mutating call reached a manager that cannot act
+    ├── NotLeaderError        a mutating call reached a manager that cannot act
+    ├── NotConverged          (CLI only) a group is not at its declared state
+    ├── WaitTimeout           (CLI only) a wait ran out of time
+    └── Interrupted           (CLI only) Ctrl-C
 
-``exit_code`` is what the CLI returns when the error ends a command.
+``exit_code`` is what the CLI returns when the error ends a command; :data:`EXIT_CODES`
+gives each code its one meaning (the README and ``infrakit --help`` print it).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 # JSON-RPC 2.0 standard codes, plus the -32000 "server error" that InfraKit v0.5 uses for
@@ -132,6 +137,45 @@ class NotLeaderError(InfrakitError):
     exit_code = 7
 
 
+class NotConverged(InfrakitError):
+    """``describe --exit-status`` of a group not Converged, or ``commit --wait`` that ended in
+    a phase a person must resolve (the message carries the phase and its reason)."""
+
+    kind = "not_converged"
+    exit_code = 8
+
+
+class WaitTimeout(InfrakitError):
+    """``commit --wait --timeout D`` ran out of time (the change goes on server-side)."""
+
+    kind = "wait_timeout"
+    exit_code = 9
+
+
+class Interrupted(InfrakitError):
+    """Ctrl-C ended a command (a change it started goes on server-side)."""
+
+    kind = "interrupted"
+    exit_code = 130
+
+
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "ok"),
+    (1, "internal error, or a plugin's error of no more specific kind"),
+    (2, "bad input: a bad flag, argument, file or spec field; past --limit without --yes"),
+    (3, "not found: no such group, instance or plugin"),
+    (4, "conflict: the request contradicts the current state"),
+    (5, "incompatible plugin: it lacks the interface needed, or broke the protocol"),
+    (6, "unreachable: the plugin is down or did not answer in time"),
+    (7, "refused: the manager is not the leader"),
+    (8, "not converged (describe --exit-status; commit --wait stuck in Holding, "
+        "CrashLooping, ProvisionFailing, Paused or Aborted)"),
+    (9, "timed out: commit --wait --timeout passed before Converged"),
+    (130, "interrupted (Ctrl-C)"),
+)
+"""The CLI's exit codes, one meaning each (``exit_code`` of the classes above)."""
+
+
 def _all_subclasses(cls: type[InfrakitError]) -> list[type[InfrakitError]]:
     found = [cls]
     for sub in cls.__subclasses__():
@@ -143,20 +187,44 @@ BY_KIND: dict[str, type[InfrakitError]] = {c.kind: c for c in _all_subclasses(In
 """The table a client rebuilds remote errors from."""
 
 
+_BY_CODE: dict[int, type[InfrakitError]] = {
+    METHOD_NOT_FOUND: MethodNotFound,
+    INVALID_PARAMS: InvalidError,
+    PARSE_ERROR: ParseError,
+    INVALID_REQUEST: ProtocolError,
+}
+"""The class for a peer that sent a code but no ``data.kind`` we know (v0.5 peers)."""
+
+
 def from_wire(code: int, message: str, data: Any) -> InfrakitError:
-    """Rebuild an error received over JSON-RPC: by ``data.kind``, else by code."""
-    if isinstance(data, dict) and data.get("kind") in BY_KIND:
-        cls = BY_KIND[data["kind"]]
-        extra = {k: v for k, v in data.items() if k != "kind"}
-        if issubclass(cls, TemporaryError):
-            delay = extra.pop("delay", 1.0)
-            seconds = float(delay) if isinstance(delay, int | float) else 1.0
-            return cls(message, delay=seconds, **extra)
-        return cls(message, **extra)
-    by_code: dict[int, type[InfrakitError]] = {
-        METHOD_NOT_FOUND: MethodNotFound,
-        INVALID_PARAMS: InvalidError,
-        PARSE_ERROR: ParseError,
-        INVALID_REQUEST: ProtocolError,
-    }
-    return by_code.get(code, RemoteError)(message)
+    """Rebuild an error received over JSON-RPC: by ``data.kind``, else by code.
+
+    Never raises: the peer's ``data`` may be anything (a v0.5 peer, another language, a bug),
+    so it is kept as it came in ``.data`` and only a ``kind`` and ``delay`` we understand
+    are read from it.
+    """
+    kind = data.get("kind") if isinstance(data, dict) else None
+    cls = BY_KIND.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        cls = _BY_CODE.get(code, RemoteError)
+    text = message or f"{cls.kind} error from the peer (code {code}, no message)"
+    read = {"kind"}
+    if issubclass(cls, TemporaryError):
+        error: InfrakitError = cls(text, delay=_delay(data))
+        read.add("delay")  # kept as understood, not as sent
+    else:
+        error = cls(text)
+    if isinstance(data, dict):
+        # Set, not passed as keywords: the peer's keys may clash with our parameters.
+        error.data.update((key, value) for key, value in data.items() if key not in read)
+    elif data is not None:
+        error.data["data"] = data
+    return error
+
+
+def _delay(data: Any) -> float:
+    """A usable retry delay from a peer's ``data.delay``, else the default of 1 s."""
+    delay = data.get("delay") if isinstance(data, dict) else None
+    if isinstance(delay, bool) or not isinstance(delay, int | float):
+        return 1.0
+    return float(delay) if math.isfinite(delay) and delay >= 0 else 1.0

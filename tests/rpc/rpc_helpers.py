@@ -10,9 +10,15 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from infrakit.rpc import sockets
 
 HERE = pathlib.Path(__file__).parent
+
+HYGIENE = [pytest.mark.usefixtures("asyncio_hygiene")]
+"""``pytestmark`` for async test modules: no task, socket or lost task exception outlives a
+test (the ``asyncio_hygiene`` fixture in conftest)."""
 
 
 async def raw(path: pathlib.Path, data: bytes, *, read: bool = True) -> bytes:
@@ -63,3 +69,37 @@ class Process:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             return self.popen.wait()
+
+
+class Racer:
+    """A ``racing_plugin.py`` process: started at once, released by :meth:`go`."""
+
+    def __init__(self, name: str, directory: pathlib.Path) -> None:
+        self.popen = subprocess.Popen(
+            [sys.executable, str(HERE / "racing_plugin.py"), name, str(directory)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def line(self) -> str:
+        assert self.popen.stdout is not None
+        return self.popen.stdout.readline().strip()
+
+    def go(self) -> None:
+        assert self.popen.stdin is not None
+        self.popen.stdin.write("go\n")
+        self.popen.stdin.flush()
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, signum)
+        try:
+            return self.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait()
+
+    def close(self) -> None:
+        """Kill if still running and close the pipes (teardown, also after a failure)."""
+        self.stop(signal.SIGKILL)
+        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
+            if stream:
+                stream.close()

@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from rpc_helpers import http_post, raw
+from rpc_helpers import HYGIENE, http_post, raw
 
 from infrakit import errors
 from infrakit.rpc import server
 from infrakit.spi import instance
+
+pytestmark = HYGIENE
 
 
 class Touchy:
@@ -81,6 +83,12 @@ PROVISION = "Instance.Provision"
 # (case id, raw body, expected code, words the message must contain)
 CASES: list[tuple[str, bytes, int, str]] = [
     ("not-json", b"hello", -32700, "parse error"),
+    ("deeply-nested-array", b"[" * 60_000, -32700, "nested too deeply"),
+    ("deeply-nested-object", b'{"a":' * 12_000, -32700, "nested too deeply"),
+    ("deep-but-closed", b"[" * 5_000 + b"]" * 5_000, -32700, "nested too deeply"),
+    ("deep-inside-params",
+     b'{"jsonrpc":"2.0","method":"Instance.Validate","id":1,"params":{"Properties":'
+     + b"[" * 20_000 + b"]" * 20_000 + b"}}", -32700, "nested too deeply"),
     ("truncated-json", b'{"jsonrpc":"2.0","method":', -32700, "parse error"),
     ("empty-body", b"", -32700, "parse error"),
     ("invalid-utf8", b'{"jsonrpc":"2.0","method":"\xff"}', -32700, "parse error"),
@@ -215,3 +223,15 @@ async def test_abrupt_or_garbage_connections_do_not_wedge_the_server(
     await raw(path, garbage, read=False)
     answer = body_of(await raw(path, http_post(call("Instance.Validate", {}))))
     assert answer["result"]["OK"] is True
+
+
+async def test_a_very_deep_body_gets_a_complete_parse_error_answer(
+    served: server.Server,
+) -> None:
+    assert served.path is not None
+    answer = await raw(served.path, http_post(b"[" * 100_000))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert f"Content-Length: {len(body)}".encode() in head
+    error = json.loads(body)["error"]
+    assert error["code"] == errors.PARSE_ERROR and error["data"]["kind"] == "parse_error"

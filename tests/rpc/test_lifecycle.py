@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pathlib
 import shutil
@@ -14,6 +15,7 @@ import tempfile
 from typing import Any
 
 import pytest
+from rpc_helpers import Racer
 
 from infrakit import errors
 from infrakit.rpc import discovery, server, sockets, sync
@@ -75,6 +77,61 @@ def test_live_socket_makes_the_newcomer_refuse_naming_the_pid(
     assert f"already listening at {plugins_dir / 'mem'} (pid {first.popen.pid})" in message
     assert "Traceback" not in message
     assert sockets.is_live(plugins_dir / "mem")
+
+
+RACE_ROUNDS = 8
+"""Rounds of the start race; before the fix, most rounds left two "winners"."""
+
+
+def test_two_plugins_racing_for_one_name_leave_one_winner_with_its_pid_file(
+    plugins_dir: pathlib.Path,
+) -> None:
+    path, pid_file = plugins_dir / "mem", plugins_dir / "mem.pid"
+    for _ in range(RACE_ROUNDS):
+        racers = [Racer("mem", plugins_dir) for _ in range(2)]
+        try:
+            assert [racer.line() for racer in racers] == ["ready", "ready"]
+            for racer in racers:
+                racer.go()
+            outcomes = [racer.line() for racer in racers]
+            assert sorted(o.partition(":")[0] for o in outcomes) == ["listening", "refused"]
+            winner, loser = racers if outcomes[0] == "listening" else racers[::-1]
+            assert loser.popen.wait(timeout=10) == errors.ConflictError.exit_code
+            assert f"(pid {winner.popen.pid})" in " ".join(outcomes)
+            assert sockets.read_pid(path) == winner.popen.pid
+            assert sync.Client(path).call("Test.Pid", {}) == winner.popen.pid
+            assert winner.stop() == 0
+            assert not path.exists() and not pid_file.exists()
+        finally:
+            for racer in racers:
+                racer.close()
+
+
+async def test_a_plugins_dir_lock_held_elsewhere_delays_the_start_but_never_blocks_it(
+    plugins_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(server, "LOCK_WAIT", 0.1)
+    holder = os.open(plugins_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # e.g. a child forked at the wrong moment
+        async with server.Server("mem", plugins_dir=plugins_dir):
+            assert sockets.is_live(plugins_dir / "mem")
+    finally:
+        os.close(holder)
+    assert "stays locked; starting without the lock" in caplog.text
+
+
+async def test_stop_leaves_a_pid_file_that_names_another_process(
+    plugins_dir: pathlib.Path,
+) -> None:
+    running = server.Server("mem", plugins_dir=plugins_dir)
+    await running.start()
+    try:
+        assert sockets.read_pid(plugins_dir / "mem") == os.getpid()
+        (plugins_dir / "mem.pid").write_text("999999\n")  # a successor took over the name
+    finally:
+        await running.stop()
+    assert (plugins_dir / "mem.pid").read_text() == "999999\n"
 
 
 async def test_a_file_that_is_not_a_socket_is_never_replaced(plugins_dir: pathlib.Path) -> None:

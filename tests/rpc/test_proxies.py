@@ -6,10 +6,13 @@ import pathlib
 from collections.abc import AsyncIterator
 
 import pytest
+from rpc_helpers import HYGIENE
 
 from infrakit.rpc import client, server
 from infrakit.rpc import instance as instance_rpc
 from infrakit.spi import instance
+
+pytestmark = HYGIENE
 
 
 class Listing:

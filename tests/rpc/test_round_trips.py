@@ -6,10 +6,13 @@ import pathlib
 from typing import Any
 
 import pytest
+from rpc_helpers import HYGIENE
 
 from infrakit import errors
 from infrakit.rpc import discovery, server
 from infrakit.spi import flavor, group, instance
+
+pytestmark = HYGIENE
 
 
 async def test_instance_methods_round_trip(served: server.Server,

@@ -11,7 +11,7 @@ import pathlib
 from typing import Any
 
 from infrakit import errors
-from infrakit.rpc import http, jsonrpc
+from infrakit.rpc import jsonrpc, pool
 from infrakit.spi import handshake
 
 DEFAULT_TIMEOUT = 30.0
@@ -28,15 +28,15 @@ class Client:
         self.path = str(path)
         self.name = name or pathlib.Path(path).name
         self.timeout = timeout
-        self._pool: http.Pool | None = None
+        self._pool: pool.Pool | None = None
         self._apis: list[handshake.Interface] | None = None
         self._apis_lock = asyncio.Lock()
         self.answers: dict[tuple[str, bytes, type[Any]], tuple[bytes, Any]] = {}
         """Large answers kept by the typed proxies for reuse (see ``rpc.proxy``)."""
 
-    def _open(self) -> http.Pool:
+    def _open(self) -> pool.Pool:
         if self._pool is None:
-            self._pool = http.Pool(self.path)
+            self._pool = pool.Pool(self.path)
         return self._pool
 
     async def call(self, method: str, params: dict[str, Any], *,
@@ -63,7 +63,7 @@ class Client:
             raise errors.CallTimeout(
                 f"{self.name}: {method} did not answer within {seconds:g}s", plugin=self.name,
             ) from None
-        except (OSError, http.Closed) as exc:
+        except (OSError, pool.Closed) as exc:
             raise errors.Unavailable(
                 f"{self.name}: cannot reach plugin at {self.path}: {_reason(exc)}",
                 plugin=self.name,
@@ -86,6 +86,8 @@ class Client:
         return handshake.choose(offered, wanted, plugin=self.name)
 
     async def close(self) -> None:
+        """Close the connections (a call in flight keeps its own until it ends); a later
+        call opens a fresh pool."""
         if self._pool is not None:
             self._pool.close()
             self._pool = None

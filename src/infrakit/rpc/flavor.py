@@ -1,4 +1,8 @@
-"""The Flavor interface over RPC: the server's method table and the client proxy."""
+"""The Flavor interface over RPC: the server's method table and the client proxy.
+
+Flavor.Healthy answers (ext) a ``Reason`` when the plugin has the optional ``judge``
+method (:class:`infrakit.spi.flavor.Judge`); the client's ``judge`` reads it.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +31,13 @@ def methods(objects: dict[str, Any]) -> dispatch.Methods:
 
     async def healthy(params: dict[str, Any]) -> Any:
         req = dispatch.parse(flavor.InstanceRequest, params, method="Flavor.Healthy")
-        health = await dispatch.invoke(target(req.type).healthy, req.properties, req.instance)
-        return flavor.HealthyResponse(type=req.type, health=health)
+        plugin = target(req.type)
+        if not hasattr(plugin, "judge"):
+            health = await dispatch.invoke(plugin.healthy, req.properties, req.instance)
+            return flavor.HealthyResponse(type=req.type, health=health)
+        verdict = await dispatch.invoke(plugin.judge, req.properties, req.instance)
+        return flavor.HealthyResponse(type=req.type, health=verdict.health,
+                                      reason=verdict.reason or None)
 
     async def drain(params: dict[str, Any]) -> Any:
         req = dispatch.parse(flavor.InstanceRequest, params, method="Flavor.Drain")
@@ -65,12 +74,16 @@ class Client(proxy.Proxy):
         return answer.spec
 
     async def healthy(self, properties: Any, inst: instance.Description) -> flavor.Health:
+        return (await self.judge(properties, inst)).health
+
+    async def judge(self, properties: Any, inst: instance.Description) -> flavor.Verdict:
+        """Flavor.Healthy with (ext) the probe's Reason (``""`` from a v0.5 peer)."""
         answer = await self.call(
             "Flavor.Healthy",
             flavor.InstanceRequest(type=self.type_name, properties=properties, instance=inst),
             flavor.HealthyResponse,
         )
-        return answer.health
+        return flavor.Verdict(health=answer.health, reason=answer.reason or "")
 
     async def drain(self, properties: Any, inst: instance.Description) -> None:
         await self.call(

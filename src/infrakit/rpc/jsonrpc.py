@@ -33,6 +33,9 @@ def parse_request(body: bytes) -> Request:
         message = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.ParseError(f"parse error: {exc}") from None
+    except RecursionError:
+        # json recurses once per level: a body of a million "[" must not become a 500.
+        raise errors.ParseError("parse error: JSON nested too deeply") from None
     if not isinstance(message, dict):
         raise errors.ProtocolError("invalid request: expected a JSON object")
     if message.get("jsonrpc") != VERSION:

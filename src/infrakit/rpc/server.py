@@ -9,16 +9,22 @@ malformed, escapes as an exception: each becomes a JSON-RPC error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import fcntl
 import json
 import logging
 import os
 import pathlib
 import signal
+import socket
 import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from infrakit import errors
-from infrakit.rpc import discovery, dispatch, http, jsonrpc, sockets
+from infrakit.rpc import discovery, dispatch, httpserver, jsonrpc, sockets
 from infrakit.rpc import flavor as flavor_rpc
 from infrakit.rpc import group as group_rpc
 from infrakit.rpc import instance as instance_rpc
@@ -31,11 +37,14 @@ log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024 * 1024
 """Largest request body accepted, in bytes; larger ones get a JSON-RPC error."""
 
+STOP_GRACE = 5.0
+"""Seconds :meth:`Server.stop` lets calls in flight finish before it cancels them."""
+
 
 class Server:
     """Serves implementation objects on ``<plugins dir>/<name>`` until stopped.
 
-    HTTP is :class:`infrakit.rpc.http.ServerProtocol` (measured leaner than aiohttp's
+    HTTP is :class:`infrakit.rpc.httpserver.ServerProtocol` (measured leaner than aiohttp's
     server: see that module).
     """
 
@@ -55,7 +64,7 @@ class Server:
         self.methods.update(extra_methods or {})
         self.methods.update(self._handshake_methods())
         self.path: pathlib.Path | None = None
-        self._connections: set[http.ServerProtocol] = set()
+        self._connections: set[httpserver.ServerProtocol] = set()
         self._listener: asyncio.AbstractServer | None = None
         self._inode: int | None = None
 
@@ -92,46 +101,49 @@ class Server:
                 "Handshake.Types": answer_types}
 
     async def start(self) -> None:
-        """Bind the socket (0600 in a 0700 dir), write the pid file, start answering."""
+        """Bind the socket (0600 in a 0700 dir), write the pid file, start answering.
+
+        Of two plugins starting under one name at once, exactly one binds; the other gets
+        ``ConflictError`` and leaves the winner's socket and pid file alone.
+        """
         sockets.ensure_dir(self.directory)
         path = sockets.socket_path(self.directory, self.name)
-        sockets.claim(path)
-        # The pid file first: whoever sees the socket answer can read who answers.
-        sockets.write_pid(path)
+        listening, self._inode = _bind(path)
         too_big = (413, _encode(jsonrpc.error(None, errors.ProtocolError(
             f"invalid request: body exceeds the limit of {self.max_body} bytes"))))
 
-        def connection() -> http.ServerProtocol:
-            return http.ServerProtocol(self._handle, max_body=self.max_body, too_big=too_big,
-                                       connections=self._connections)
+        def connection() -> httpserver.ServerProtocol:
+            return httpserver.ServerProtocol(self._handle, max_body=self.max_body,
+                                             too_big=too_big, connections=self._connections)
 
-        old_umask = os.umask(0o177)
         try:
             self._listener = await asyncio.get_running_loop().create_unix_server(
-                connection, str(path))
-        except OSError as exc:
-            sockets.pid_path(path).unlink(missing_ok=True)
-            raise errors.UsageError(f"cannot listen at {path}: {exc.strerror}") from None
-        finally:
-            os.umask(old_umask)
-        os.chmod(path, 0o600)
-        self._inode = os.lstat(path).st_ino
+                connection, sock=listening)
+        except BaseException:
+            listening.close()
+            sockets.release(path, inode=self._inode)
+            raise
         self.path = path
         log.info("plugin %s listening at %s (%s)", self.name, path,
                  ", ".join(api.key() for api in self.apis))
 
     async def stop(self) -> None:
-        """Stop answering and remove the socket and pid file."""
+        """Stop answering and remove the socket and pid file (if still ours).
+
+        Idle connections close at once; calls in flight get :data:`STOP_GRACE` seconds to
+        answer, then are cancelled. Nothing the server started is left running.
+        """
         if self._listener is not None:
             self._listener.close()
+            self._listener = None
             for connection in list(self._connections):
                 connection.close()  # idle keep-alive connections close now, busy ones after
-            busy = [asyncio.ensure_future(c.wait_done()) for c in self._connections]
-            if busy:
-                await asyncio.wait(busy, timeout=5.0)
+            await _finish_calls(list(self._connections), grace=STOP_GRACE)
+            lost = [connection.lost for connection in self._connections]
             for connection in list(self._connections):
-                connection.abort()  # still busy after 5 s: its caller will see the error
-            self._listener = None
+                connection.abort()  # its caller sees the connection drop
+            if lost:
+                await asyncio.wait(lost)
         if self.path is not None:
             sockets.release(self.path, inode=self._inode)
             log.info("plugin %s stopped", self.name)
@@ -143,7 +155,7 @@ class Server:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def _handle(self, method: bytes, body: bytes) -> http.Reply:
+    async def _handle(self, method: bytes, body: bytes) -> httpserver.Reply:
         if method != b"POST":
             return 405, _encode(jsonrpc.error(None, errors.ProtocolError(
                 f"invalid request: use POST, not {method.decode(errors='replace')}")))
@@ -177,6 +189,93 @@ class Server:
 
 def _encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message).encode()
+
+
+async def _finish_calls(connections: list[httpserver.ServerProtocol], *,
+                        grace: float) -> None:
+    """Let the calls in flight answer within ``grace`` seconds; cancel the rest."""
+    busy = [c.in_flight for c in connections if c.in_flight is not None]
+    if not busy:
+        return
+    _, late = await asyncio.wait(busy, timeout=grace)
+    for task in late:
+        log.warning("stopping: a call still running after %gs is cancelled", grace)
+        task.cancel()
+    if late:
+        await asyncio.wait(late)
+
+
+def _bind(path: pathlib.Path) -> tuple[socket.socket, int]:
+    """A listening socket at ``path`` and the socket file's inode, with our pid file
+    beside it.
+
+    Claim, bind and pid file happen under a lock on the plugins dir, so a plugin starting
+    at the same moment under the same name sees our socket live and refuses; and bind never
+    replaces a file, so even a peer that does not take the lock cannot be displaced. The
+    pid file is written only once the path is ours.
+    """
+    with _dir_lock(path.parent):
+        sockets.claim(path)
+        listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            listening.bind(str(path))
+        except OSError as exc:
+            listening.close()
+            if exc.errno == errno.EADDRINUSE:
+                pid = sockets.read_pid(path)
+                who = f"pid {pid}" if pid else "unknown pid"
+                raise errors.ConflictError(
+                    f"another plugin is already listening at {path} ({who}); stop it first "
+                    f"(infrakit plugin stop {path.name})", pid=pid) from None
+            raise errors.UsageError(f"cannot listen at {path}: {exc.strerror}") from None
+        finally:
+            os.umask(old_umask)
+        inode = os.lstat(path).st_ino
+        try:
+            os.chmod(path, 0o600)
+            sockets.write_pid(path)
+            listening.listen(100)
+        except OSError as exc:
+            listening.close()
+            sockets.release(path, inode=inode)
+            raise errors.UsageError(f"cannot listen at {path}: {exc.strerror}") from None
+    listening.setblocking(False)
+    return listening, inode
+
+
+LOCK_WAIT = 5.0
+"""Seconds a starting plugin waits for the plugins dir lock before going on without it."""
+
+
+@contextlib.contextmanager
+def _dir_lock(directory: pathlib.Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``directory``; each holder keeps it for microseconds.
+
+    Never blocks for long: past :data:`LOCK_WAIT` (a holder stuck, e.g. a child forked
+    without exec at the wrong moment) we go on without it, since bind alone still refuses
+    to displace a live socket.
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield  # an unreadable dir cannot be locked
+        return
+    try:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    log.warning("plugins dir %s stays locked; starting without the lock",
+                                directory)
+                    break
+                time.sleep(0.001)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
 
 
 async def serve(name: str, **kwargs: Any) -> None:
