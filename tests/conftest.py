@@ -15,6 +15,7 @@ SLOW = {
     "tests/e2e/": "stacks of plugin processes driven through the CLI",
     "tests/manager/test_failover_": "managers, backends and plugins as processes",
     "tests/manager/test_up.py": "`infrakit up` process trees",
+    "tests/manager/test_up_store.py": "`infrakit up` restarted against its store",
     "tests/manager/test_etcd": "real etcd servers (one member, then a cluster)",
     "tests/manager/test_leader_etcd.py": "elections on a real etcd, leaders killed",
     "tests/manager/test_store_etcd.py": "a real etcd server",

@@ -92,10 +92,12 @@ def env_for(home: pathlib.Path, **extra: str) -> dict[str, str]:
     return {**env, "INFRAKIT_HOME": str(home), **extra}
 
 
-async def start_up(home: pathlib.Path, config: pathlib.Path, **env: str) -> Up:
-    with open(home / "up.err", "wb") as err:
+async def start_up(home: pathlib.Path, config: pathlib.Path, *flags: str, **env: str) -> Up:
+    """``infrakit up [flags] CONFIG`` with ``INFRAKIT_HOME=home``; stderr goes to up.err
+    (appended: a test that restarts ``up`` keeps every run's log)."""
+    with open(home / "up.err", "ab") as err:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "infrakit.cli.main", "up", str(config),
+            sys.executable, "-m", "infrakit.cli.main", "up", *flags, str(config),
             stdout=asyncio.subprocess.PIPE, stderr=err, env=env_for(home, **env))
     return Up(proc, home)
 
@@ -219,7 +221,8 @@ async def test_the_example_runs_three_web_servers_that_outlive_up(
     ("Group: []\n", "Group: unknown field; did you mean Groups?"),
     ("Groups: [{Plugin: group, Properties: {Properties: {}}}]\n",
      "Groups[0].Properties.ID: required"),
-    ("Plugins: [{Plugin: x, Launch: {os: {Cmd: ''}}}]\n", "Plugins[0].Launch.os.Cmd: expected a non-empty string"),
+    ("Plugins: [{Plugin: x, Launch: {os: {Cmd: ''}}}]\n",
+     "Plugins[0].Launch.os.Cmd: expected a non-empty string"),
     ("Plugins: [{Plugin: x}, {Plugin: x}]\n", "Plugins[1].Plugin: 'x' appears twice"),
     ("Manager: {PollInterval: soon}\n", "Manager.PollInterval"),
 ])

@@ -18,7 +18,18 @@ from typing import Any
 import click
 
 from infrakit import errors, logs
-from infrakit.cli import dynamic, flavor, group, instance, manager, options, plugin, render, up
+from infrakit.cli import (
+    apply,
+    dynamic,
+    flavor,
+    group,
+    instance,
+    manager,
+    options,
+    plugin,
+    render,
+    up,
+)
 from infrakit.rpc import discovery
 
 INTERRUPTED = 130
@@ -94,7 +105,16 @@ def _traceback_if(ctx: click.Context) -> None:
         traceback.print_exc(file=sys.stderr)
 
 
-@click.group(cls=Root, context_settings={"help_option_names": ["-h", "--help"]})
+def _exit_codes() -> str:
+    """The ``--help`` epilog: every exit code and its meaning (``\b``: keep the lines)."""
+    rows = [f"  {code:<4} {meaning}" for code, meaning in errors.EXIT_CODES]
+    return "\b\nExit codes:\n" + "\n".join(rows)
+
+
+@click.group(cls=Root, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=_exit_codes())
+@click.version_option(package_name="infrakit", prog_name="infrakit",
+                      message="%(prog)s %(version)s (protocol InfraKit v0.5)")
 @click.option("--log", type=click.IntRange(0, 5), default=4, show_default=True,
               help="Log level: 0 least verbose, 5 debug (the original's levels).")
 @click.option("-v", "--debug", is_flag=True, help="Show the traceback of an error.")
@@ -127,6 +147,7 @@ for _command in (plugin.command, group.command, instance.command, flavor.command
     cli.add_command(_command)
 cli.add_command(manager.command)
 cli.add_command(up.command)
+cli.add_command(apply.command)
 
 
 def main() -> None:
