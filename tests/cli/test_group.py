@@ -122,7 +122,7 @@ def test_describe_table_shows_status_and_the_reasons_for_recent_actions(
         ],
     }
     lines = cli("group", "describe", "workers").stdout.splitlines()
-    epoch = render.iso(0)  # ISO 8601 in the local zone
+    epoch = render.iso(0)  # ISO 8601, UTC
     assert lines[2:] == [
         "STATUS  Holding - holding because 3/5 unhealthy exceeds budget 40% (5/5 members)",
         "UPDATE  to abc: paused, 1 replaced",

@@ -20,7 +20,7 @@ from infrakit.spi import group, instance
 
 from .procs import Stack, cattle, stack
 
-ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d"
+ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,7 @@ def leader(ctx: click.Context, output: str) -> None:
         render.document(answer.to_wire(), output)
         return
     info = answer.leader
-    since = info.since.strftime("%Y-%m-%dT%H:%M:%SZ") if info.since else "-"
+    since = render.iso(info.since) if info.since else "-"
     lease = f"{info.lease} ({info.ttl:g}s left)" if info.lease else "-"
     role = "leader" if answer.is_leader else "standby"
     for label, value in (("Leader", info.name or "(none)"), ("Since", since), ("Lease", lease),
@@ -118,7 +118,7 @@ def _history_row(entry: store.HistoryEntry) -> list[str]:
     spec = entry.spec.properties if isinstance(entry.spec.properties, dict) else {}
     props = spec.get("Properties")
     allocation = props.get("Allocation") if isinstance(props, dict) else None
-    return [str(entry.version), entry.time.strftime("%Y-%m-%dT%H:%M:%SZ"), entry.spec.plugin,
+    return [str(entry.version), render.iso(entry.time), entry.spec.plugin,
             json.dumps(allocation, separators=(",", ":")) if allocation is not None else "-"]
 
 

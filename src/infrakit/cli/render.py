@@ -106,13 +106,15 @@ MEMBER_HEADERS = ("INSTANCE", "LOGICAL", "STATE", "HEALTH", "CREATED", "CONFIG",
 MEMBER_WIDTHS = (30, 16, 10, 10, 26, 14, 40)
 
 
-def iso(seconds: Any) -> str:
-    """Seconds since the epoch as local ISO 8601 (``2024-05-01T12:00:03+02:00``)."""
+def iso(when: Any) -> str:
+    """A time (seconds since the epoch, or a datetime) as ISO 8601 in UTC
+    (``2024-05-01T10:00:03Z``): the one form of time in every output."""
     try:
-        when = datetime.datetime.fromtimestamp(float(seconds)).astimezone()
+        moment = when if isinstance(when, datetime.datetime) else \
+            datetime.datetime.fromtimestamp(float(when), datetime.UTC)
+        return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (TypeError, ValueError, OverflowError, OSError):
         return "-"
-    return when.isoformat(timespec="seconds")
 
 
 def plural(count: int, noun: str) -> str:
