@@ -319,3 +319,31 @@ async def test_the_status_is_json(ctl: controller.Controller, clock: FakeClock) 
     assert set(data) == {"ID", "Phase", "Reason", "Size", "Members", "Converged", "ConfigSHA",
                          "Update", "ProvisionFailures", "CrashLooping", "Counts", "Instances",
                          "MoreInstances", "Actions"}
+
+
+async def test_set_size_past_max_size_is_refused_and_changes_nothing(
+        ctl: controller.Controller) -> None:
+    await ctl.commit_group(spec(size=2, MaxSize=3), False)
+    with pytest.raises(errors.InvalidError, match=(
+            r"^Properties\.Allocation\.Size: 4 members is more than this group's MaxSize of 3; "
+            r"raise Properties\.MaxSize to allow it$")):
+        await ctl.set_size(GID, 4)
+    assert await ctl.size(GID) == 2
+    await ctl.set_size(GID, 3)
+    assert await ctl.size(GID) == 3
+
+
+async def test_a_standalone_plugin_says_how_groups_are_kept_across_restarts(
+        instances: FakeInstancePlugin, flavors: FakeFlavorPlugin) -> None:
+    standalone = controller.Controller(resolver({"instance-fake": instances}),
+                                       resolver({"flavor-fake": flavors}), standalone=True)
+    calls = [standalone.describe_group(GID), standalone.free_group(GID),
+             standalone.destroy_group(GID), standalone.destroy_instances(GID, []),
+             standalone.size(GID), standalone.set_size(GID, 1), standalone.pause(GID),
+             standalone.status(GID)]
+    for call in calls:
+        with pytest.raises(errors.NotFoundError, match=(
+                r"^Group 'workers' is not being watched by this group plugin \(it keeps groups "
+                r"only in memory; they are kept across restarts by a manager or `infrakit "
+                r"up`\): commit it again, or run a manager$")):
+            await call

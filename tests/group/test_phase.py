@@ -64,3 +64,28 @@ def test_the_phase_says_what_is_true(given: phase.Facts, expected: tuple[str, st
     counts = verdict.counts
     assert counts.healthy + counts.unhealthy + counts.unknown == counts.existing
     assert phase.converged(given) == (expected[0] == "Converged")
+
+
+def said(reasons: dict[str, str]) -> phase.Facts:
+    """Two Unhealthy members (the budget allows both), each probe with its reason."""
+    found = facts(verdicts=(flavor.Health.UNHEALTHY,) * 2,
+                  target=target.make(spec(size=2, Health={"Interval": "5s",
+                                                          "MaxUnhealthy": 2})))
+    for iid, reason in reasons.items():
+        found.book.record(iid, flavor.Health.UNHEALTHY, 1.0, reason=reason)
+    return found
+
+
+@pytest.mark.parametrize(("reasons", "expected"), [
+    ({}, "i-0, i-1 are Unhealthy (Flavor.Healthy of flavor-fake); "),
+    ({"i-0": "GET http://h/: 500 Internal Server Error", "i-1": "connection refused"},
+     "i-0, i-1 are Unhealthy (Flavor.Healthy of flavor-fake: i-0: GET http://h/: 500 "
+     "Internal Server Error, i-1: connection refused); "),
+    ({"i-1": "exec 'check.sh' exited 1: no db"},
+     "i-0, i-1 are Unhealthy (Flavor.Healthy of flavor-fake: i-1: exec 'check.sh' exited 1: "
+     "no db); "),
+])
+def test_the_unhealthy_reason_quotes_what_each_probe_said(
+        reasons: dict[str, str], expected: str) -> None:
+    verdict = phase.judge(said(reasons))
+    assert verdict.phase == "Unhealthy" and verdict.reason.startswith(expected), verdict.reason

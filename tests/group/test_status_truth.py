@@ -4,8 +4,8 @@ listed as such, and replacement reasons that name versions."""
 
 from __future__ import annotations
 
-from infrakit.group import controller
-from infrakit.spi import flavor, instance
+from infrakit.group import controller, rolling, roster
+from infrakit.spi import flavor, group, instance
 from infrakit.testing import FakeClock, FakeFlavorPlugin, FakeInstancePlugin, resolver
 
 from .conftest import GID, NoJitter, members, shas, spec
@@ -105,3 +105,57 @@ async def test_without_versions_a_rolling_replacement_names_short_hashes(
     was, now = old.tags["infrakit.config_sha"][:7], status.config_sha[:7]
     assert f"replaced {old.id} ({was} → {now}, rolling update)" in [
         a.message for a in status.actions]
+
+
+async def test_versions_survive_a_restart_in_the_saved_state(
+        clock: FakeClock, instances: FakeInstancePlugin, flavors: FakeFlavorPlugin) -> None:
+    saved: list[rolling.UpdateState | None] = []
+
+    async def on_state(gid: group.ID, state: rolling.UpdateState | None) -> None:
+        saved.append(state)
+
+    def make() -> controller.Controller:
+        return controller.Controller(resolver({"instance-fake": instances}),
+                                     resolver({"flavor-fake": flavors}), clock=clock,
+                                     rng=NoJitter(), on_state=on_state)
+
+    first = make()
+    try:
+        await first.commit_group(spec(size=2), False, version="1")
+        await clock.settle()
+        old = {m.id for m in members(instances)}
+        flavors.default_health = flavor.Health.UNKNOWN  # the update waits at its gate
+        await first.commit_group(spec(size=2, note="v2"), False, version="2")
+        await clock.advance(30)
+    finally:
+        await first.close()
+    state = saved[-1]
+    assert state is not None and state.versions is not None
+    assert sorted(state.versions.values()) == ["1", "2"]
+    left = old & {m.id for m in members(instances)}
+    assert len(left) == 1  # one old member still to replace
+
+    second = make()  # a restarted group plugin; the manager passes the state back
+    try:
+        await second.commit_group(spec(size=2, note="v2"), False, resume=state, version="2")
+        flavors.default_health = flavor.Health.HEALTHY
+        await clock.advance(60)
+        status = await second.status(GID)
+        assert not left & {m.id for m in members(instances)}
+        assert f"replaced {left.pop()} (v1 → v2, rolling update)" in [
+            a.message for a in status.actions]
+    finally:
+        await second.close()
+
+
+def test_versions_noted_at_commits_keep_the_newest_and_are_bounded() -> None:
+    versions = roster.noted({}, sha="a", version="1", saved={"z": "0"})
+    assert versions == {"z": "0", "a": "1"}
+    versions = roster.noted(versions, sha="b", version="2", saved={"a": "stale"})
+    assert versions == {"z": "0", "a": "1", "b": "2"}  # what this plugin knows wins
+    versions = roster.noted(versions, sha="a", version="3")  # a rollback to config a
+    assert list(versions.items())[-1] == ("a", "3")
+    assert roster.noted(versions, sha="b", version=None) == versions
+    for n in range(40):
+        versions = roster.noted(versions, sha=f"s{n}", version=str(n))
+    assert len(versions) == roster.VERSIONS_KEPT and versions["s39"] == "39"

@@ -67,11 +67,11 @@ class Recording(group_serve.Served):
         self.commits: list[tuple[group.Spec, Any, str]] = []
 
     async def commit_group(self, spec: group.Spec, pretend: bool, *,
-                           resume: Any = None) -> str:
+                           resume: Any = None, version: str | None = None) -> str:
         if not pretend:
             path = self.store_dir / store_file.CONFIG
             self.commits.append((spec, resume, path.read_text() if path.exists() else ""))
-        return await super().commit_group(spec, pretend, resume=resume)
+        return await super().commit_group(spec, pretend, resume=resume, version=version)
 
 
 class Node:

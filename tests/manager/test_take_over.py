@@ -38,7 +38,7 @@ class Backend:
         self.answering.set()
 
     async def commit_group(self, spec: group.Spec, pretend: bool, *,
-                           resume: Any = None) -> str:
+                           resume: Any = None, version: str | None = None) -> str:
         await self.answering.wait()
         if spec.id in self.refusing:
             raise self.refusing[spec.id]

@@ -1,4 +1,5 @@
-"""The controller's I/O on one member: list a group, create, drain and destroy a member.
+"""The controller's I/O on one member: list a group, create, probe, drain and destroy a
+member.
 
 Each function is one short conversation with the instance and flavor plugins, through
 the spi Protocols only (RPC proxies in production, fakes in tests). The supervisor
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from infrakit import errors
 from infrakit.group import clock, config, tags
@@ -65,6 +67,17 @@ async def create(plugins: Plugins, gid: group.ID, props: config.Properties, *, s
     final = prepared.model_copy(update={"tags": {**prepared.tags, **ours},
                                         "logical_id": logical_id})
     return await plugins.instance(props.instance.plugin).provision(final)
+
+
+async def judge(plugin: flavor.Plugin, properties: Any,
+                member: instance.Description) -> flavor.Verdict:
+    """Flavor.Healthy of one member, with what the probe said when the plugin can say it
+    (its optional ``judge``: our RPC proxies, flavor-vanilla); a plain verdict otherwise."""
+    judging = getattr(plugin, "judge", None)  # not isinstance: that is slow, per member
+    if judging is not None:
+        verdict: flavor.Verdict = await judging(properties, member)
+        return verdict
+    return flavor.Verdict(health=flavor.Health(await plugin.healthy(properties, member)))
 
 
 async def drain(plugins: Plugins, gid: group.ID, props: config.Properties,

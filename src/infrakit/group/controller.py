@@ -15,11 +15,17 @@ import random
 from collections.abc import Callable
 
 from infrakit import errors
-from infrakit.group import actions, plan, rolling, supervisor
+from infrakit.group import actions, config, plan, rolling, supervisor
 from infrakit.group import status as status_
 from infrakit.group.clock import Clock, RealClock
 from infrakit.group.target import Target, make, resized
 from infrakit.spi import flavor, group, instance
+
+STANDALONE_HINT = (
+    " by this group plugin (it keeps groups only in memory; they are kept across restarts "
+    "by a manager or `infrakit up`): commit it again, or run a manager")
+"""How a standalone group plugin's "not being watched" goes on: groups it lost in a
+restart are not coming back by themselves."""
 
 
 class Controller:
@@ -30,10 +36,13 @@ class Controller:
                  poll_interval: float = 10.0, max_parallel: int = 0,
                  clock: Clock | None = None,
                  on_state: supervisor.OnState | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, standalone: bool = False) -> None:
         """``instance_plugins``/``flavor_plugins`` resolve plugin names to plugins (RPC
         proxies or local objects); ``max_parallel`` bounds concurrent creations and
-        removals across groups (0: no limit); ``on_state`` persists rolling-update state.
+        removals across groups (0: no limit); ``on_state`` persists rolling-update state;
+        ``standalone``: no manager stands in front (``infrakit-group-default`` without
+        ``--manager``), so a group asked about and not known may be one lost in a restart:
+        the error says so.
         """
         if poll_interval <= 0:
             raise errors.InvalidError(f"poll_interval must be positive, got {poll_interval}",
@@ -48,6 +57,7 @@ class Controller:
         self._workers = max_parallel or supervisor.WORKERS
         self._on_state = on_state
         self._rng = rng if rng is not None else random.Random()
+        self._standalone = standalone
         self._groups: dict[str, supervisor.Supervisor] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -123,6 +133,7 @@ class Controller:
                 raise errors.InvalidError(
                     f"group '{gid}' allocates by LogicalIDs; commit a new list to resize it",
                     field="Size")
+            config.check_size(sup.target.props, size)
             await sup.retarget(resized(sup.target, size), resume=None)
 
     # Extensions ----------------------------------------------------------------------
@@ -168,7 +179,8 @@ class Controller:
     def _need(self, gid: str) -> supervisor.Supervisor:
         found = self._groups.get(gid)
         if found is None:
-            raise errors.NotFoundError(f"Group '{gid}' is not being watched", group=gid)
+            raise errors.NotFoundError(f"Group '{gid}' is not being watched" + (
+                STANDALONE_HINT if self._standalone else ""), group=gid)
         return found
 
     def _lock(self, gid: str) -> asyncio.Lock:

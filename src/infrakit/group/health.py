@@ -23,6 +23,8 @@ class Record:
     """When it was last asked."""
     healthy_once: bool = False
     """True once any probe said Healthy (a member never Healthy that dies, died young)."""
+    reason: str = ""
+    """What the probe said with its last verdict (ext; ``""`` when it said nothing)."""
 
 
 class Book:
@@ -31,15 +33,18 @@ class Book:
     def __init__(self) -> None:
         self._records: dict[str, Record] = {}
 
-    def record(self, member: str, verdict: flavor.Health, now: float) -> None:
-        """Note a probe's answer; the ``since`` time moves only when the verdict changes."""
+    def record(self, member: str, verdict: flavor.Health, now: float, *,
+               reason: str = "") -> None:
+        """Note a probe's answer (and what it said); the ``since`` time moves only when the
+        verdict changes."""
         found = self._records.get(member)
         if found is None or found.verdict != verdict:
             once = verdict == flavor.Health.HEALTHY or (found is not None and found.healthy_once)
             self._records[member] = Record(verdict=verdict, since=now, probed=now,
-                                           healthy_once=once)
+                                           healthy_once=once, reason=reason)
         else:
             found.probed = now
+            found.reason = reason
 
     def verdict(self, member: str) -> flavor.Health:
         """The last verdict; ``UNKNOWN`` when never probed."""
@@ -50,6 +55,11 @@ class Book:
         """When the current verdict began, or ``None`` when never probed."""
         found = self._records.get(member)
         return found.since if found is not None else None
+
+    def reason(self, member: str) -> str:
+        """What the last probe said with its verdict (``""``: nothing, or never probed)."""
+        found = self._records.get(member)
+        return found.reason if found is not None else ""
 
     def healthy_once(self, member: str) -> bool:
         """True when some probe ever said the member is Healthy."""

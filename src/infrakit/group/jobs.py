@@ -5,7 +5,8 @@ starts each batch of creations and removals with :func:`spawn`. A job is expecte
 handle its own errors; one that raises anyway (a bug, a plugin answering nonsense) is
 handed to ``on_error`` (which records it as an action) instead of ending the batch or
 surfacing only as asyncio's "Task exception was never retrieved" when the task is
-collected.
+collected. :data:`UNLIMITED` stands in for the controller's semaphore when nothing bounds
+creations and removals.
 """
 
 from __future__ import annotations
@@ -54,3 +55,16 @@ def spawn(work: Coroutine[Any, Any, None], *, into: set[asyncio.Task[None]],
 
     task.add_done_callback(done)
     return task
+
+
+class Unlimited:
+    """A no-op async context manager standing in for a semaphore (no limit)."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+UNLIMITED = Unlimited()

@@ -181,11 +181,22 @@ def _unhealthy(facts: Facts) -> str:
         when = ("never replaced: probing is off" if policy.interval <= 0 else
                 f"replaced once Unhealthy for {durations.format_duration(policy.unhealthy_after)}"
                 f" after a {durations.format_duration(policy.startup_grace)} grace")
-        parts.append(f"{_named(going)} Unhealthy (Flavor.Healthy of {plugin}); {when}")
+        parts.append(f"{_named(going)} Unhealthy ({_said(book, going, plugin)}); {when}")
     if kept:
-        parts.append(f"{_named(kept)} Unhealthy (Flavor.Healthy of {plugin}); protected "
+        parts.append(f"{_named(kept)} Unhealthy ({_said(book, kept, plugin)}); protected "
                      f"({protect}=true), so never replaced")
     return "; ".join(parts)
+
+
+def _said(book: health.Book, ids: Sequence[str], plugin: str) -> str:
+    """``Flavor.Healthy of flavor-vanilla: GET ...: 500 Internal Server Error``: what the
+    probe said of each member named (of several: ``a: ..., b: ...``)."""
+    said = [(iid, reason) for iid in ids[:NAMED] if (reason := book.reason(iid))]
+    if not said:
+        return f"Flavor.Healthy of {plugin}"
+    if len(ids) == 1:
+        return f"Flavor.Healthy of {plugin}: {said[0][1]}"
+    return f"Flavor.Healthy of {plugin}: " + ", ".join(f"{iid}: {r}" for iid, r in said)
 
 
 def _named(ids: Sequence[str]) -> str:

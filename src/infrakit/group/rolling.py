@@ -9,7 +9,8 @@ reproduce the original: destroy one, wait for its replacement to be healthy, rep
 :class:`UpdateState` is what a new leader needs to continue an update where it stopped;
 the controller hands it to its ``on_state`` callback and accepts it back at commit. It also
 carries the group's crash-loop counts (:mod:`.crashloop`), so that neither a restart nor a
-failover resets a crash loop's backoff; with no update in flight it is ``Idle``.
+failover resets a crash loop's backoff, and the spec versions of the config hashes
+(``v1 → v2`` in reasons); with no update in flight it is ``Idle``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class UpdateState(Wire):
     """True when no update is in flight: the state only carries ``crashes``."""
     crashes: crashloop.Ledger | None = None
     """The group's crash-loop counts (``None``: none)."""
+    versions: dict[str, str] | None = None
+    """The spec versions of the config hashes, as far as a manager said them (``None``:
+    none), so that reasons still name old members' versions after a restart."""
 
     @property
     def active(self) -> bool:

@@ -17,6 +17,8 @@ from infrakit.spi import flavor, instance
 
 SHORT = 7
 """Characters of a config hash shown where a version is not known."""
+VERSIONS_KEPT = 16
+"""Spec versions a group remembers (by config hash): more than rolling updates overlap."""
 
 
 def short(sha: str) -> str:
@@ -28,6 +30,18 @@ def label(sha: str, versions: Mapping[str, str]) -> str:
     """The spec version of config ``sha`` when known (``v3``), else its short hash."""
     version = versions.get(sha)
     return f"v{version}" if version and version[0].isdigit() else version or short(sha) or "?"
+
+
+def noted(versions: Mapping[str, str], *, sha: str, version: str | None,
+          saved: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The spec versions by config hash after a commit of config ``sha`` as ``version``:
+    those ``saved`` (a restart), those known, then this one (the newest wins, e.g. after a
+    rollback); the newest :data:`VERSIONS_KEPT` of them."""
+    merged = {**(saved or {}), **versions}
+    if version:
+        merged.pop(sha, None)
+        merged[sha] = version
+    return dict(list(merged.items())[-VERSIONS_KEPT:])
 
 
 @dataclass(frozen=True, slots=True)

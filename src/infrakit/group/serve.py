@@ -149,12 +149,12 @@ class Served:
         self.fence = fence
 
     async def commit_group(self, spec: group.Spec, pretend: bool, *,
-                           resume: Any = None) -> str:
+                           resume: Any = None, version: str | None = None) -> str:
         state = rolling.UpdateState.from_wire(resume) if resume else None
         if pretend:
-            return await self.inner.commit_group(spec, True, resume=state)
+            return await self.inner.commit_group(spec, True, resume=state, version=version)
         return await self._fenced("CommitGroup", lambda: self.inner.commit_group(
-            spec, False, resume=state))
+            spec, False, resume=state, version=version))
 
     async def free_group(self, gid: group.ID) -> None:
         await self._fenced("FreeGroup", lambda: self.inner.free_group(gid))
@@ -208,7 +208,8 @@ async def serve(name: str, *, poll_interval: float, max_parallel: int, manager: 
                 fence_interval: float = 0.5) -> None:
     plugins = discovery.Plugins()
     groups = controller.Controller(plugins.instance, plugins.flavor,
-                                   poll_interval=poll_interval, max_parallel=max_parallel)
+                                   poll_interval=poll_interval, max_parallel=max_parallel,
+                                   standalone=not manager)
     fence = Fence(manager, groups, plugins, interval=fence_interval) if manager else None
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

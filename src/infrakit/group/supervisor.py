@@ -1,17 +1,19 @@
 """The reconcile loop of one group: observe, decide, act, report; every poll or when woken.
 
 One reconcile lists the group (one DescribeInstances by its tag), adopts ``bootstrap``
-members, probes health where due, asks :func:`infrakit.group.decide.decide` what to do,
-starts the creations and removals in the background (bounded, :mod:`.jobs`), and
-publishes the status. Work in flight and its effects not yet listed live in the in-flight
-ledger (:mod:`.inflight`), so a slow or eventually consistent instance plugin never causes
-a second create or destroy. The phase is judged by the pure :mod:`.phase`; removing
-members on request (DestroyInstances, DestroyGroup) is :mod:`.destroying`.
+members, probes health where due (:mod:`.probing`), asks
+:func:`infrakit.group.decide.decide` what to do, starts the creations and removals in the
+background (bounded, :mod:`.jobs`), and publishes the status. Work in flight and its
+effects not yet listed live in the in-flight ledger (:mod:`.inflight`), so a slow or
+eventually consistent instance plugin never causes a second create or destroy. The phase
+is judged by the pure :mod:`.phase`; removing members on request (DestroyInstances,
+DestroyGroup) is :mod:`.destroying`.
 
-Members that die young are noted in the crash-loop ledger (:mod:`.crashloop`); past its
-threshold their slot backs off before being re-created. The ledger is persisted with the
-rolling-update state (``on_state``; ``resume`` at commit), so neither a restart nor a
-failover resets it.
+Members that die young are noted by the crash-loop watch (:mod:`.crashwatch`, over the
+pure :mod:`.crashloop` ledger); past its threshold their slot backs off before being
+re-created. The ledger is persisted with the rolling-update state (``on_state``; ``resume``
+at commit), so neither a restart nor a failover resets it; so are the spec versions a
+manager names at commit (``version``), which the reasons of replacements quote.
 
 The controller owns one supervisor per committed group and calls it; nothing else does.
 """
@@ -32,6 +34,7 @@ from infrakit.group import (
     backoff,
     clock,
     crashloop,
+    crashwatch,
     decide,
     destroying,
     health,
@@ -39,21 +42,20 @@ from infrakit.group import (
     jobs,
     membership,
     phase,
+    probing,
     rolling,
     roster,
     tags,
 )
 from infrakit.group import status as status_
 from infrakit.group.target import Target, resized
-from infrakit.spi import flavor, group, instance
+from infrakit.spi import group, instance
 
 log = logging.getLogger(__name__)
 
 OnState = Callable[[group.ID, rolling.UpdateState | None], Awaitable[None]]
 """Persists a group's rolling-update state and crash-loop counts (``None``: neither)."""
 
-PROBE_TIMEOUT = 10.0
-"""A Flavor.Healthy call that takes longer counts as Unknown."""
 WORKERS = 256
 """Operations one batch runs at once when ``max_parallel`` sets no limit (bounds memory)."""
 BUSY_POLLS = 10
@@ -75,12 +77,15 @@ class Supervisor:
         self.poll_interval = poll_interval
         resumed = update if update is not None and update.target == target.sha else None
         self.update = _rolling(resumed)
-        self.crashes = crashloop.for_config(resumed.crashes if resumed else None, target.sha)
-        self.versions: dict[str, str] = {target.sha: version} if version else {}
+        self.versions = roster.noted({}, sha=target.sha, version=version,
+                                     saved=update.versions if update is not None else None)
         """Spec versions by config hash, as far as known (action reasons name them)."""
         self.breaker = backoff.Breaker(target.props.provision, rng=rng)
         self.book = health.Book()
         self.recorder = status_.Recorder(target.gid, source)
+        self.crashes = crashwatch.Watch(
+            crashloop.for_config(resumed.crashes if resumed else None, target.sha),
+            recorder=self.recorder, book=self.book, source=source)
         self.ledger = inflight.Ledger()
         self.destroyer = destroying.Destroyer(
             plugins=plugins, clock=source, recorder=self.recorder, ledger=self.ledger,
@@ -103,8 +108,6 @@ class Supervisor:
         self._holds: list[str] = []
         self._error: str | None = None
         self._saved = self._persisted()
-        self._first_account: float | None = None
-        self._replaced: set[str] = set()
 
     @property
     def gid(self) -> group.ID:
@@ -139,14 +142,12 @@ class Supervisor:
         """A new commit: plan from ``target`` from now on; a new config starts a new update
         and new crash-loop counts."""
         previous, self.target = self.target, target
-        if version:
-            self.versions[target.sha] = version
+        self.versions = roster.noted(self.versions, sha=target.sha, version=version,
+                                     saved=resume.versions if resume is not None else None)
         if target.spec != previous.spec:
             self.breaker.reset(target.props.provision)
         resumed = resume if resume is not None and resume.target == target.sha else None
-        if resumed is not None and resumed.crashes is not None:
-            self.crashes = resumed.crashes
-        self.crashes = crashloop.for_config(self.crashes, target.sha)
+        self.crashes.retarget(target.sha, resumed=resumed.crashes if resumed else None)
         update = _rolling(resumed)
         if update is not None:
             self._start_update(update)
@@ -202,17 +203,16 @@ class Supervisor:
         if target is not self.target or self._stopping:
             return  # a commit arrived meanwhile: decide from the new spec, at once
         wall = self.clock.time()
-        self._note_recoveries(target, view, now=now, wall=wall)
-        self.crashes = crashloop.pruned(self.crashes, now=wall,
-                                        policy=target.props.health.crash_loop)
+        self.crashes.recoveries(target, view, now=now, wall=wall)
+        self.crashes.pruned(target, now=wall)
         decision = decide.decide(target, view, self.update, now=now,
                                  allowance=self.breaker.allowance(now),
                                  update_since=self._update_since,
-                                 waiting=crashloop.waiting(self.crashes, now=wall).keys())
-        if self._note_replacements(target, decision, now=now):
+                                 waiting=self.crashes.waiting(now=wall))
+        if self.crashes.replacements(target, decision, ledger=self.ledger, now=now):
             # A replacement that is a young death may start a backoff: its slot waits now,
             # not after one more re-creation.
-            decide.hold_back(decision, crashloop.waiting(self.crashes, now=wall).keys())
+            decide.hold_back(decision, self.crashes.waiting(now=wall))
         before, self.update = self.update, decision.update
         if decision.update is not None and (before is None or before.target != target.sha):
             self._update_since = now  # an update found by looking (not by a commit) starts now
@@ -265,17 +265,9 @@ class Supervisor:
         ledger = self.ledger
         ttl = max(3 * self.poll_interval, 10.0)
         found = ledger.account(listed, now, ttl=ttl)
-        if self._first_account is None:
-            self._first_account = now  # members seen now were born we do not know when
+        self.crashes.accounted(now)
         for gone in found.vanished:
-            age = now - gone.first_seen
-            if not self._young(target, gone.member, age=age):
-                continue
-            reason = (f"created, then not listed within {durations.format_duration(ttl)}: it "
-                      "exited or vanished at once" if not gone.listed else
-                      f"exited or vanished {durations.format_duration(round(age, 1))} after "
-                      "it appeared")
-            self._died(target, gone.member, reason=reason)
+            self.crashes.vanished(target, gone, now=now, ttl=ttl)
         self.book.keep_only(found.members)
         return decide.View(members=found.members, unobserved=found.unobserved,
                            locked=found.unobserved | ledger.doomed,
@@ -285,30 +277,10 @@ class Supervisor:
 
     async def _probe(self, target: Target, view: decide.View, now: float) -> None:
         """Ask Flavor.Healthy of members due a probe, and of new members an update waits on."""
-        interval = target.props.health.interval
-        gate = self.update is not None and self.update.target == target.sha \
-            and not self.update.aborted
-        if not gate and interval <= 0:
-            return
-        done = set(self.update.done) if gate and self.update is not None else set()
-        due = [m for m in view.members.values() if m.id not in view.unobserved and (
-            (gate and m.id not in done and tags.is_current(m, target.sha))
-            or (interval > 0 and self.book.due(m.id, now, interval)))]
-        if not due:
-            return
-        plugin = self.plugins.flavor(target.props.flavor.plugin)
-        props = target.props.flavor.properties
-
-        async def probe(member: instance.Description) -> None:
-            try:
-                verdict = await clock.within(self.clock, PROBE_TIMEOUT,
-                                             plugin.healthy(props, member))
-            except Exception as err:  # a failed probe says nothing: Unknown
-                log.debug("group %s: probe of %s failed: %s", self.gid, member.id, err)
-                verdict = flavor.Health.UNKNOWN
-            self.book.record(member.id, flavor.Health(verdict), now)
-
-        await self._bounded([functools.partial(probe, m) for m in due])
+        members = probing.due(target, view, update=self.update, book=self.book, now=now)
+        await probing.probe(members, target=target, plugins=self.plugins, book=self.book,
+                            source=self.clock, now=now, workers=self._workers,
+                            on_error=self._job_failed)
 
     def _execute(self, target: Target, decision: decide.Decision) -> None:
         """Start the decided creations and removals in the background."""
@@ -381,86 +353,12 @@ class Supervisor:
             old = roster.label(tags.config_sha(member), self.versions)
             new = roster.label(target.sha, self.versions)
             return f"replaced {member.id} ({old} → {new}, rolling update)"
-        return f"{removal.verb} {member.id} because {removal.reason}"
+        said = self.book.reason(member.id) if removal.cause == "unhealthy" else ""
+        return f"{removal.verb} {member.id} because {removal.reason}" + (
+            f": {said}" if said else "")
 
-    # Crash loops -----------------------------------------------------------------------
-
-    def _young(self, target: Target, member: instance.Description, *, age: float) -> bool:
-        """Did a member of this ``age`` die young: before ``YoungAge``, or never Healthy
-        although probed?"""
-        policy = target.props.health
-        return age < policy.crash_loop.young_age or (
-            policy.interval > 0 and not self.book.healthy_once(member.id))
-
-    def _note_replacements(self, target: Target, decision: decide.Decision, *,
-                           now: float) -> bool:
-        """Note the young deaths among the members replaced as Unhealthy (each member once,
-        however often its removal is retried); True when one was noted."""
-        self._replaced &= self.ledger.present.keys()
-        noted = False
-        for removal in decision.removals:
-            member = removal.member
-            if removal.cause != "unhealthy" or member.id in self._replaced:
-                continue
-            age = now - self.ledger.first_seen.get(member.id, now)
-            self._replaced.add(member.id)
-            if self._young(target, member, age=age):
-                self._died(target, member, reason=(
-                    f"replaced as Unhealthy {durations.format_duration(round(age, 1))} after "
-                    f"it appeared: Flavor.Healthy of {target.props.flavor.plugin} answered "
-                    f"Unhealthy ({removal.reason})"))
-                noted = True
-        return noted
-
-    def _slot(self, target: Target, member: instance.Description) -> str | None:
-        ids = target.props.logical_ids
-        if ids is None:
-            return crashloop.CATTLE
-        return member.logical_id if member.logical_id in ids else None
-
-    def _died(self, target: Target, member: instance.Description, *, reason: str) -> None:
-        """Note a young death; past the threshold its slot backs off (recorded)."""
-        slot = self._slot(target, member)
-        self.recorder.add("died-young", f"{member.id} died young: {reason}",
-                          instance=member.id)
-        if slot is None:
-            return  # an undeclared logical ID: it is not re-created anyway
-        policy = target.props.health.crash_loop
-        self.crashes = crashloop.died(crashloop.for_config(self.crashes, target.sha), slot,
-                                      now=self.clock.time(), reason=reason, policy=policy)
-        found = self.crashes.slots[slot]
-        if found.backoff:
-            self.recorder.add("crash-loop", (
-                f"{_slot_name(slot)} died young {len(found.deaths)} times within "
-                f"{durations.format_duration(policy.window)}: backing off "
-                f"{durations.format_duration(found.backoff)} before re-creating"))
-
-    def _note_recoveries(self, target: Target, view: decide.View, *, now: float,
-                         wall: float) -> None:
-        """Forget the slots whose member, born after the last death, outlived YoungAge
-        (Healthy, if probed)."""
-        if not self.crashes.slots:
-            return
-        policy, probed = target.props.health, target.props.health.interval > 0
-        clocks = roster.Clocks(monotonic=now, wall=wall)
-        for slot, found in list(self.crashes.slots.items()):
-            last = max(found.deaths, default=0.0)
-            for member in view.members.values():
-                born = view.first_seen.get(member.id)
-                if (born is None or born == self._first_account or member.id in view.unobserved
-                        or self._slot(target, member) != slot
-                        or clocks.wall_of(born) <= last
-                        or now - born < policy.crash_loop.young_age
-                        or (probed and view.book.verdict(member.id) != flavor.Health.HEALTHY)):
-                    continue
-                self.crashes = crashloop.recovered(self.crashes, slot)
-                age = durations.format_duration(policy.crash_loop.young_age)
-                self.recorder.add("recovered", f"{_slot_name(slot)} recovered: {member.id} "
-                                  f"outlived {age}", instance=member.id)
-                break
-
-    def _limit(self) -> asyncio.Semaphore | _Unlimited:
-        return self._limiter if self._limiter is not None else _UNLIMITED
+    def _limit(self) -> asyncio.Semaphore | jobs.Unlimited:
+        return self._limiter if self._limiter is not None else jobs.UNLIMITED
 
     async def _bounded(self, work: Sequence[Callable[[], Awaitable[bool | None]]]) -> list[
             bool | None]:
@@ -501,7 +399,7 @@ class Supervisor:
             provisioning=phase.Provisioning(
                 failures=breaker.failures, failing=breaker.failing,
                 last_error=breaker.last_error, cap=breaker.policy.backoff_cap),
-            crashes=self.crashes, now=self.clock.time(),
+            crashes=self.crashes.ledger, now=self.clock.time(),
             error=self._error, destroying=self.destroying)
 
     def converged(self) -> bool:
@@ -570,13 +468,16 @@ class Supervisor:
         return self.update
 
     def _persisted(self) -> rolling.UpdateState | None:
-        """What ``on_state`` saves: the rolling update with the crash-loop counts (an
-        ``Idle`` state when only the counts are there), ``None`` when neither is."""
-        crashes = self.crashes if self.crashes.slots else None
+        """What ``on_state`` saves: the rolling update with the crash-loop counts and the
+        spec versions (an ``Idle`` state when only the counts are there), ``None`` when
+        neither an update nor counts are there (the versions then name only the current
+        config, which every commit names again)."""
+        crashes = self.crashes.ledger if self.crashes.slots else None
+        versions = self.versions or None
         if self.update is None:
             return None if crashes is None else rolling.UpdateState(
-                target=self.target.sha, idle=True, crashes=crashes)
-        return self.update.model_copy(update={"crashes": crashes})
+                target=self.target.sha, idle=True, crashes=crashes, versions=versions)
+        return self.update.model_copy(update={"crashes": crashes, "versions": versions})
 
     async def _persist(self) -> None:
         if self._on_state is None:
@@ -629,21 +530,4 @@ def _rolling(state: rolling.UpdateState | None) -> rolling.UpdateState | None:
     """The rolling update a persisted state holds (``None`` when it is ``Idle``)."""
     if state is None or state.idle:
         return None
-    return state.model_copy(update={"crashes": None})
-
-
-def _slot_name(slot: str) -> str:
-    return "members of the group" if slot == crashloop.CATTLE else f"logical ID {slot}"
-
-
-class _Unlimited:
-    """A no-op async context manager standing in for a semaphore."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *_: object) -> None:
-        return None
-
-
-_UNLIMITED = _Unlimited()
+    return state.model_copy(update={"crashes": None, "versions": None})

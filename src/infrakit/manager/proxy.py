@@ -143,11 +143,15 @@ class Manager:
     # Group: changes, saved first -------------------------------------------------------
 
     async def commit_group(self, spec: group.Spec, pretend: bool, *,
-                           resume: Any = None) -> str:
-        """Validate (a pretend commit to the backend), save, then commit."""
+                           resume: Any = None, version: str | None = None) -> str:
+        """Validate (a pretend commit to the backend), save, then commit (with the store's
+        version number of the spec: the backend names it in its reasons)."""
         if resume is not None:
             raise errors.InvalidError("Resume: not accepted by a manager (it passes the saved "
                                       "update state to its backend itself)", field="Resume")
+        if version is not None:
+            raise errors.InvalidError("Version: not accepted by a manager (it numbers the "
+                                      "versions in its store itself)", field="Version")
         held = await self._leading(mending=True)
         async with held.lock(spec.id):
             details = await self._commit(held, spec, pretend=pretend)
@@ -161,8 +165,9 @@ class Manager:
         if pretend:
             return plan
         await held.update(lambda doc: doc.with_group(spec, plugin_name=self.backend_name))
+        version = await held.version_of(spec.id)
         return await _after_saving(held, lambda: self.backend.commit_group(
-            spec, False, resume=held.saved_state(spec.id)), saved=plan)
+            spec, False, resume=held.saved_state(spec.id), version=version), saved=plan)
 
     async def free_group(self, gid: group.ID) -> None:
         """Forget the group (store first), then free it in the backend; instances stay."""
@@ -235,7 +240,8 @@ class Manager:
                 await self._sync_size(held, gid)
 
     async def set_size(self, gid: group.ID, size: int) -> None:
-        """Save the spec with the new Allocation.Size, then resize in the backend."""
+        """Check the new size with the backend (a pretend commit), save the spec with it,
+        then resize in the backend."""
         if size < 0:
             raise errors.InvalidError(f"size must be 0 or more, got {size}", field="Size")
         held = await self._leading()
@@ -246,6 +252,10 @@ class Manager:
                 raise errors.InvalidError(
                     f"group '{gid}' allocates by LogicalIDs; commit a new list to resize it",
                     field="Size")
+            # The backend judges the new size first (MaxSize): a size it refuses, once
+            # stored, would make every later take-over's commit of the group fail.
+            held.check()
+            await self.backend.commit_group(_resized(held.doc.group_spec(gid), size), True)
             await self._save_size(held, gid, size)
             await _after_saving(held, lambda: self.backend.set_size(gid, size), saved=None)
 

@@ -7,7 +7,8 @@ when it loses it. In between the tenure:
 1. waits out the **handover** delay (:func:`handover_delay`): the time the previous
    leader's backend may still be acting once that leader stopped leading;
 2. loads the store (the last good document when the store went bad since) and commits every
-   group to the backend, each with its saved rolling-update state as ``resume``; a store
+   group to the backend, each with its saved rolling-update state as ``resume`` and its
+   store version as ``version`` (:meth:`Tenure.version_of`); a store
    that cannot be read, or groups the backend refuses, are logged and tried again after a
    backoff (:func:`retry_delay`). Until every group is committed the take-over is
    incomplete: :meth:`Tenure.progress` says how it stands and :meth:`Tenure.refusal` is the
@@ -50,7 +51,7 @@ class Backend(Protocol):
     """The group plugin behind a manager (an RPC proxy, or the controller in-process)."""
 
     async def commit_group(self, spec: group.Spec, pretend: bool, *,
-                           resume: Any = None) -> str: ...
+                           resume: Any = None, version: str | None = None) -> str: ...
 
     async def free_group(self, gid: group.ID) -> None: ...
 
@@ -306,8 +307,9 @@ class Tenure:
         """Commit the stored spec to the backend; why not, when it failed (logged)."""
         try:
             self.check()
+            version = await self.version_of(gid)
             details = await self.backend.commit_group(self.doc.group_spec(gid), False,
-                                                      resume=resume)
+                                                      resume=resume, version=version)
         except errors.InfrakitError as e:
             log.error("%s: could not commit group %s to the backend (retrying): %s",
                       self.manager, gid, e.message)
@@ -421,6 +423,21 @@ class Tenure:
 
     def saved_state(self, gid: group.ID) -> store.State | None:
         return self._saved.get(gid)
+
+    async def version_of(self, gid: group.ID) -> str | None:
+        """The store's version number of the group's committed spec (``"3"``), which the
+        backend names in its reasons (``v2 → v3``); ``None`` when the history does not hold
+        it (trimmed, unreadable: logged)."""
+        entry = self.doc.groups.get(gid)
+        try:
+            entries = await self.store.history(gid)
+        except errors.InfrakitError as e:
+            log.warning("%s: group %s: no version for the backend: %s", self.manager, gid,
+                        e.message)
+            return None
+        if entry is None or not entries or entries[-1].spec.to_wire() != entry.to_wire():
+            return None
+        return str(entries[-1].version)
 
     # For the manager's calls -----------------------------------------------------------
 

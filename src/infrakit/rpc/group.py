@@ -31,11 +31,12 @@ def methods(objects: dict[str, Any]) -> dispatch.Methods:
 
     async def commit(params: dict[str, Any]) -> Any:
         req = dispatch.parse(group.CommitRequest, params, method="Group.CommitGroup")
-        if req.resume is None:
-            details = await dispatch.invoke(plugin.commit_group, req.spec, req.pretend)
-        else:
-            details = await dispatch.invoke(plugin.commit_group, req.spec, req.pretend,
-                                            resume=req.resume)
+        # Extensions are passed only when sent: a plugin without them still commits.
+        extensions = {key: value for key, value in (("resume", req.resume),
+                                                    ("version", req.version))
+                      if value is not None}
+        details = await dispatch.invoke(plugin.commit_group, req.spec, req.pretend,
+                                        **extensions)
         return group.CommitResponse(details=details)
 
     def by_id(attribute: str, method: str) -> dispatch.Handler:
@@ -106,10 +107,12 @@ class Client(proxy.Proxy):
     interfaces = (group.INTERFACE_1_1, group.INTERFACE)
 
     async def commit_group(self, spec: group.Spec, pretend: bool, *,
-                           resume: Any = None) -> str:
-        """``resume`` (ext): a rolling update's saved state, as wire JSON."""
+                           resume: Any = None, version: str | None = None) -> str:
+        """``resume`` (ext): a rolling update's saved state, as wire JSON; ``version``
+        (ext): the spec's version label (left out when ``None``)."""
         answer = await self.call("Group.CommitGroup",
-                                 group.CommitRequest(spec=spec, pretend=pretend, resume=resume),
+                                 group.CommitRequest(spec=spec, pretend=pretend, resume=resume,
+                                                     version=version),
                                  group.CommitResponse)
         return answer.details
 

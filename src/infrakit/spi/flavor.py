@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import Field
 
 from infrakit.spi import instance
 from infrakit.spi.handshake import Interface
-from infrakit.spi.wire import Wire
+from infrakit.spi.wire import Wire, omit_if_none
 
 INTERFACE = Interface(name="Flavor", version="0.1.0")
 
@@ -58,6 +59,25 @@ class Plugin(Protocol):
         """Make the instance ready to go (move work away) before it is destroyed."""
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """(ext) A Healthy answer with what the probe said: what the optional ``judge`` method
+    of a flavor returns (see :class:`Judge`); the group shows the reason."""
+
+    health: Health = Health.UNKNOWN
+    """The verdict."""
+    reason: str = ""
+    """What the probe said, e.g. ``GET http://127.0.0.1:8080/health: 500 Internal Server
+    Error``; ``""`` when it said nothing."""
+
+
+class Judge(Protocol):
+    """(ext) A flavor that can say why: the optional method beside ``healthy``."""
+
+    async def judge(self, properties: Any, inst: instance.Description) -> Verdict:
+        """Flavor.Healthy's verdict on one instance, with the probe's reason."""
+
+
 class ValidateRequest(Wire):
     type: str = ""
     """The sub-object addressed."""
@@ -103,3 +123,6 @@ class HealthyResponse(Wire):
     """Echo of the request's type."""
     health: Health = Health.UNKNOWN
     """The verdict."""
+    reason: str | None = omit_if_none()
+    """(ext) What the probe said (``connection refused``, ``exec 'check.sh' exited 1: ...``);
+    left out when it said nothing; v0.5 peers ignore it."""

@@ -78,6 +78,9 @@ class CommitRequest(Wire):
     """Only say what would happen."""
     resume: Any = omit_if_none()
     """(ext) A rolling update's saved state for the controller to continue (failover)."""
+    version: str | None = omit_if_none()
+    """(ext) The spec's version label, e.g. the manager's history number ``"3"``: named in
+    the group's action reasons (``v1 → v2``). Left out when unset; v0.5 peers ignore it."""
 
 
 class CommitResponse(Wire):

@@ -209,3 +209,54 @@ async def test_a_probe_stuck_beyond_its_timeout_is_unknown(monkeypatch: pytest.M
 )
 def test_timeouts_are_go_durations(value: Any, seconds: float) -> None:
     assert health.Probe.model_validate({"TCP": "h:1", "Timeout": value}).timeout == seconds
+
+
+async def said(properties: dict[str, Any], inst: instance.Description | None = None
+               ) -> flavor.Verdict:
+    return await health.judge(health.Probe.model_validate(properties), inst or member())
+
+
+async def test_an_http_probe_says_the_status_it_got(site: int) -> None:
+    url = f"http://127.0.0.1:{site}/bad"
+    assert await said({"HTTP": url}) == flavor.Verdict(
+        UNHEALTHY, f"GET {url}: 500 Internal Server Error")
+    ok = f"http://127.0.0.1:{site}/ok"
+    assert await said({"HTTP": ok}) == flavor.Verdict(HEALTHY, f"GET {ok}: 200 OK")
+
+
+async def test_an_http_probe_of_a_closed_port_says_connection_refused() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/health"
+    assert await said({"HTTP": url}) == flavor.Verdict(
+        UNHEALTHY, f"GET {url}: connection refused")
+
+
+async def test_an_http_probe_without_an_answer_says_how_long_it_waited(site: int) -> None:
+    url = f"http://127.0.0.1:{site}/slow"
+    assert await said({"HTTP": url, "Timeout": "200ms"}) == flavor.Verdict(
+        UNHEALTHY, f"GET {url}: no answer within 200ms")
+
+
+async def test_a_tcp_probe_of_a_closed_port_says_connection_refused() -> None:
+    target = f"127.0.0.1:{closed_port()}"
+    assert await said({"TCP": target}) == flavor.Verdict(
+        UNHEALTHY, f"connect {target}: connection refused")
+
+
+async def test_a_command_probe_says_its_exit_status_and_last_line_of_output() -> None:
+    script = "echo starting; echo 'db: no such table' >&2; exit 1"
+    assert await said({"Command": script}) == flavor.Verdict(
+        UNHEALTHY, f"exec {script!r} exited 1: db: no such table")
+
+
+async def test_a_long_command_is_shortened_in_the_reason() -> None:
+    script = "test " + "x" * 100 + " = y"
+    verdict = await said({"Command": script})
+    assert verdict.health == UNHEALTHY
+    assert verdict.reason == f"exec {script[:health.SHOWN - 1] + '…'!r} exited 1"
+
+
+async def test_a_probe_that_cannot_be_evaluated_says_why() -> None:
+    verdict = await said({"TCP": "127.0.0.1:{{ instance.Properties.Port }}"})
+    assert verdict.health == UNKNOWN
+    assert verdict.reason == ("the probe cannot be evaluated: undefined value: 'dict object' "
+                              "has no attribute 'Properties'")

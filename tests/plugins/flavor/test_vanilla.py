@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import pathlib
+import socket
 from typing import Any
 
 import pytest
 
 from infrakit import errors
 from infrakit.plugins.flavor import vanilla
+from infrakit.rpc import discovery, server
 from infrakit.spi import flavor, instance
 
 # Flavor.Prepare as recorded from InfraKit v0.5's flavor-vanilla (wire-samples-v0.5.txt).
@@ -217,3 +220,48 @@ def test_run_serves_a_vanilla_flavor(served: list[tuple[str, dict[str, Any]]]) -
     [(name, kwargs)] = served
     assert name == "flavor-web"
     assert isinstance(kwargs["flavor"], vanilla.Plugin)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_healthy_over_rpc_answers_what_the_probe_said(
+        plugins_dir: pathlib.Path, plugins: discovery.Plugins) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}/health"
+    props = {"Health": {"HTTP": url}}
+    member = instance.Description(id=instance.ID("instance-1"))
+    async with server.Server("flavor-vanilla", flavor=vanilla.Plugin(),
+                             plugins_dir=plugins_dir):
+        raw = await plugins.client("flavor-vanilla").call(
+            "Flavor.Healthy", {"Type": "", "Properties": props, "Instance": member.to_wire()})
+        assert raw == {"Type": "", "Health": 2, "Reason": f"GET {url}: connection refused"}
+        remote = plugins.flavor("flavor-vanilla")
+        assert await remote.judge(props, member) == flavor.Verdict(
+            flavor.Health.UNHEALTHY, f"GET {url}: connection refused")
+        assert await remote.healthy(props, member) is flavor.Health.UNHEALTHY
+        # No probe, nothing said: the answer is exactly v0.5's, without a Reason.
+        plain = await plugins.client("flavor-vanilla").call(
+            "Flavor.Healthy", {"Type": "", "Properties": {}, "Instance": member.to_wire()})
+        assert plain == {"Type": "", "Health": 1}
+
+
+class _V05Flavor:
+    """A flavor without ``judge`` (as any v0.5-era plugin)."""
+
+    async def validate(self, properties: Any, allocation: flavor.AllocationMethod) -> None:
+        return None
+
+    async def healthy(self, properties: Any, inst: instance.Description) -> flavor.Health:
+        return flavor.Health.UNHEALTHY
+
+
+async def test_a_flavor_without_judge_answers_no_reason(
+        plugins_dir: pathlib.Path, plugins: discovery.Plugins) -> None:
+    member = instance.Description(id=instance.ID("instance-1"))
+    async with server.Server("old", flavor=_V05Flavor(), plugins_dir=plugins_dir):
+        assert await plugins.flavor("old").judge({}, member) == flavor.Verdict(
+            flavor.Health.UNHEALTHY, "")

@@ -13,7 +13,8 @@ its attachments are appended. Beyond the original, an Init line or tag value con
 lines, with this flavor's tags already merged in), ``index`` (``{Group, Sequence}``) and
 ``allocation``: that is how each member of a group of local web processes gets its own port
 (``Tags: {"port": "{{ 8000 + index.Sequence }}"}``, ``Init: ["serve {{ spec.Tags.port }}"]``).
-Healthy is HEALTHY without a ``Health`` probe, else the probe's verdict. Drain does nothing.
+Healthy is HEALTHY without a ``Health`` probe, else the probe's verdict, with (ext) the
+probe's words as its ``Reason`` (``judge``). Drain does nothing.
 """
 
 from __future__ import annotations
@@ -73,10 +74,14 @@ class Plugin:
         )
 
     async def healthy(self, properties: Any, inst: instance.Description) -> flavor.Health:
+        return (await self.judge(properties, inst)).health
+
+    async def judge(self, properties: Any, inst: instance.Description) -> flavor.Verdict:
+        """Healthy, with what the probe said (ext: Flavor.Healthy's ``Reason``)."""
         probe = _parse(properties).health
         if probe is None:
-            return flavor.Health.HEALTHY
-        return await health.check(probe, inst)
+            return flavor.Verdict(health=flavor.Health.HEALTHY)
+        return await health.judge(probe, inst)
 
     async def drain(self, properties: Any, inst: instance.Description) -> None:
         """Nothing to move away from a vanilla instance."""
