@@ -5,9 +5,10 @@ from __future__ import annotations
 import pathlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
+from aiohttp import web
 
 from infrakit.rpc import discovery
 
@@ -49,3 +50,29 @@ async def plugins(plugins_dir: pathlib.Path) -> AsyncIterator[discovery.Plugins]
         yield found
     finally:
         await found.close()
+
+
+HTTPSite = Callable[[list[web.RouteDef]], Awaitable[int]]
+
+
+@pytest.fixture
+async def http_site() -> AsyncIterator[HTTPSite]:
+    """Starts real HTTP servers on 127.0.0.1 (for health probes): ``port = await
+    http_site([web.get("/health", handler)])``; each is cleaned up at the end of the test."""
+    runners: list[web.AppRunner] = []
+
+    async def start(routes: list[web.RouteDef]) -> int:
+        app = web.Application()
+        app.add_routes(routes)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port: int = runner.addresses[0][1]
+        return port
+
+    try:
+        yield start
+    finally:
+        for runner in runners:
+            await runner.cleanup()

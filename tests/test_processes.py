@@ -10,13 +10,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from infrakit import processes
+from infrakit import processes, testing
 
 SLEEP = ["sleep", "30"]
 
@@ -99,15 +98,6 @@ def python(spawn: Spawn, script: str, *args: str, **options: Any) -> subprocess.
     return child
 
 
-def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 # Reading /proc ----------------------------------------------------------------------------
 
 def test_stat_gives_state_parent_session_and_start_time(spawn: Spawn) -> None:
@@ -131,7 +121,8 @@ def test_a_process_is_alive_until_it_is_gone(spawn: Spawn) -> None:
 
 def test_our_own_exited_child_is_not_alive_and_gets_reaped(spawn: Spawn) -> None:
     child = spawn(["true"])
-    assert eventually(lambda: (info := processes.stat(child.pid)) is None or not info.running)
+    assert testing.wait_until(
+        lambda: (info := processes.stat(child.pid)) is None or not info.running)
     assert not processes.alive(child.pid)
     assert processes.stat(child.pid) is None  # no zombie left behind
 
@@ -141,7 +132,7 @@ def test_a_zombie_that_is_not_our_child_is_not_alive(spawn: Spawn) -> None:
                    stdout=subprocess.PIPE)
     assert parent.stdout is not None
     zombie = int(parent.stdout.readline())
-    assert eventually(lambda: getattr(processes.stat(zombie), "state", None) == "Z")
+    assert testing.wait_until(lambda: getattr(processes.stat(zombie), "state", None) == "Z")
     os.kill(zombie, 0)  # the kernel still knows the pid: only /proc tells it is dead
     assert not processes.alive(zombie)
     assert processes.stat(zombie) is not None  # not ours to reap: still there, still a zombie
@@ -171,7 +162,7 @@ def test_a_socket_we_listen_on_ourselves_is_held_by_our_pid(scratch: pathlib.Pat
 
 def test_session_members_are_the_running_processes_of_a_session(spawn: Spawn) -> None:
     leader = spawn(["/bin/sh", "-c", "sleep 30 & exec sleep 30"], start_new_session=True)
-    assert eventually(lambda: len(processes.session_members(leader.pid)) == 2)
+    assert testing.wait_until(lambda: len(processes.session_members(leader.pid)) == 2)
     assert leader.pid in processes.session_members(leader.pid)
     assert os.getpid() not in processes.session_members(leader.pid)
 
@@ -216,7 +207,7 @@ def test_stop_popens_resumes_a_stopped_process_so_it_can_handle_term(
         spawn: Spawn, scratch: pathlib.Path) -> None:
     paused = python(spawn, TRAPS_TERM, str(scratch / "signal"), "exit")
     paused.send_signal(signal.SIGSTOP)
-    assert eventually(lambda: getattr(processes.stat(paused.pid), "state", None) == "T")
+    assert testing.wait_until(lambda: getattr(processes.stat(paused.pid), "state", None) == "T")
     processes.stop_popens([paused], timeout=10)
     assert paused.returncode == 3  # its TERM handler ran: not killed
 
@@ -225,7 +216,7 @@ def test_stop_popens_resumes_a_stopped_process_so_it_can_handle_term(
 
 def test_stop_session_terms_every_member(spawn: Spawn) -> None:
     leader = spawn(["/bin/sh", "-c", "sleep 30 & exec sleep 30"], start_new_session=True)
-    assert eventually(lambda: len(processes.session_members(leader.pid)) == 2)
+    assert testing.wait_until(lambda: len(processes.session_members(leader.pid)) == 2)
     assert processes.stop_session(leader.pid, timeout=10, reap=leader.poll) is True
     assert processes.session_members(leader.pid) == []
     assert leader.returncode == -signal.SIGTERM
@@ -235,7 +226,7 @@ def test_stop_session_kills_members_that_ignore_term(spawn: Spawn) -> None:
     # An ignored signal stays ignored across fork and exec: both sleeps ignore TERM.
     leader = spawn(["/bin/sh", "-c", "trap '' TERM; sleep 30 & exec sleep 30"],
                    start_new_session=True)
-    assert eventually(lambda: len(processes.session_members(leader.pid)) == 2
+    assert testing.wait_until(lambda: len(processes.session_members(leader.pid)) == 2
                       and _comm(leader.pid) == "sleep")
     assert processes.stop_session(leader.pid, timeout=0.3, reap=leader.poll) is False
     assert processes.session_members(leader.pid) == []
@@ -244,23 +235,16 @@ def test_stop_session_kills_members_that_ignore_term(spawn: Spawn) -> None:
 
 # Killing what we spawned ------------------------------------------------------------------
 
-def test_kill_spawned_kills_the_whole_group_of_a_group_leader(spawn: Spawn) -> None:
-    shell = spawn(["/bin/sh", "-c", "sleep 30 & echo $!; wait"], start_new_session=True,
+@pytest.mark.parametrize("leader", [True, False], ids=["group-leader", "in-our-group"])
+def test_kill_spawned_kills_the_shell_and_its_child(spawn: Spawn, leader: bool) -> None:
+    """A group leader's whole group goes; a shell in our group goes with the child it names."""
+    shell = spawn(["/bin/sh", "-c", "sleep 30 & echo $!; wait"], start_new_session=leader,
                   stdout=subprocess.PIPE)
     assert shell.stdout is not None
-    background = int(shell.stdout.readline())
-    processes.kill_spawned(shell, child=None)
+    child = int(shell.stdout.readline())
+    processes.kill_spawned(shell, child=None if leader else child)
     assert shell.returncode == -signal.SIGKILL
-    assert eventually(lambda: not processes.alive(background))
-
-
-def test_kill_spawned_in_our_group_kills_the_shell_and_its_direct_child(spawn: Spawn) -> None:
-    shell = spawn(["/bin/sh", "-c", "sleep 30 & echo $!; wait"], stdout=subprocess.PIPE)
-    assert shell.stdout is not None
-    plugin = int(shell.stdout.readline())
-    processes.kill_spawned(shell, child=plugin)
-    assert shell.returncode == -signal.SIGKILL
-    assert eventually(lambda: not processes.alive(plugin))
+    assert testing.wait_until(lambda: not processes.alive(child))
 
 
 def test_kill_spawned_never_kills_a_child_pid_that_is_not_its_child(spawn: Spawn) -> None:

@@ -10,6 +10,10 @@ only when a test advances it, so loops with timeouts and polls run exactly and f
                                 resolver({"flavor-fake": flavors}), clock=clock)
     await ctl.commit_group(spec, False)
     await clock.advance(10)
+
+For tests with real processes and sockets: :func:`wait_until` polls a condition,
+:func:`free_port` gives a loopback port nothing listens on, :func:`stop_processes` stops what
+a test started.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import socket
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -249,3 +255,23 @@ def stop_processes(started: Iterable[subprocess.Popen[Any]], *,
     """Stop processes a test or benchmark started (:func:`infrakit.processes.stop_popens`):
     TERM every one still running, then wait for each; KILL what is left after ``timeout``."""
     processes.stop_popens(started, timeout=timeout)
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 10.0) -> bool:
+    """Poll ``condition`` every 10 ms until it holds (``True``) or ``timeout`` seconds pass
+    (``False``): for tests that wait on real processes, files or sockets."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now (bound, then released): a closed port for a
+    probe to fail on, or one a test's server may take."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

@@ -20,7 +20,7 @@ import pathlib
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 from infrakit import errors, testing
@@ -38,9 +38,12 @@ def entry_point(name: str, *args: str) -> list[str]:
 class Cluster:
     """Processes started for one test or benchmark run, by name."""
 
-    def __init__(self, plugins_dir: pathlib.Path, logs_dir: pathlib.Path) -> None:
+    def __init__(self, plugins_dir: pathlib.Path, logs_dir: pathlib.Path, *,
+                 env: Mapping[str, str] | None = None) -> None:
+        """``env``: more environment for every process (``INFRAKIT_HOME`` of a test)."""
         self.plugins_dir = plugins_dir
         self.logs_dir = logs_dir
+        self.env = dict(env or {})
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._argv: dict[str, list[str]] = {}
 
@@ -54,7 +57,7 @@ class Cluster:
     def start(self, name: str, argv: Sequence[str], *, wait: bool = True) -> int:
         """Start ``argv`` as plugin ``name``; returns its pid once its socket answers."""
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "INFRAKIT_PLUGINS_DIR": str(self.plugins_dir)}
+        env = {**os.environ, **self.env, "INFRAKIT_PLUGINS_DIR": str(self.plugins_dir)}
         with open(self.logs_dir / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)

@@ -19,41 +19,32 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from infrakit import testing
-from infrakit.rpc import sockets, sync
+from infrakit import testing_cluster
+from infrakit.rpc import sync
 
 BIN = pathlib.Path(sys.executable).parent
 
 
 class Stack:
-    """Plugin processes sharing one plugins dir and one work dir."""
+    """Plugin processes sharing one plugins dir and one work dir (``INFRAKIT_HOME``), started
+    and stopped by :class:`infrakit.testing_cluster.Cluster` (logs in ``work``)."""
 
     def __init__(self, plugins: pathlib.Path, work: pathlib.Path) -> None:
         self.plugins = plugins
         self.work = work
         self.env = {**os.environ, "INFRAKIT_PLUGINS_DIR": str(plugins),
                     "INFRAKIT_HOME": str(work)}
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.processes = testing_cluster.Cluster(plugins, work,
+                                                 env={"INFRAKIT_HOME": str(work)})
 
     def start(self, name: str, *argv: str) -> None:
         """Start console script ``argv[0]`` of this venv with its flags, serving ``name``."""
-        with (self.work / f"{name}.log").open("ab") as log:
-            self.processes[name] = subprocess.Popen(
-                [str(BIN / argv[0]), *argv[1:]], env=self.env, stdout=log, stderr=log,
-                stdin=subprocess.DEVNULL)
+        self.processes.start(name, [str(BIN / argv[0]), *argv[1:]], wait=False)
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        for name, process in self.processes.items():
-            path = self.plugins / name
-            while not (path.exists() and sockets.is_live(path)):
-                assert process.poll() is None, f"{name} exited: {self.log(name)}"
-                assert time.monotonic() < deadline, f"{name} did not start: {self.log(name)}"
-                time.sleep(0.02)
-
-    def log(self, name: str) -> str:
-        path = self.work / f"{name}.log"
-        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+    def wait_ready(self) -> None:
+        """Once every process started answers (they start at once, then are waited for)."""
+        for name in self.processes.procs:
+            self.processes.wait_ready(name)
 
     def infrakit(self, *args: str, env: dict[str, str] | None = None,
                  timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -112,5 +103,5 @@ def stack(work: pathlib.Path) -> Iterator[Stack]:
         running.wait_ready()
         yield running
     finally:
-        testing.stop_processes(running.processes.values(), timeout=10)
+        running.processes.stop_all()
         shutil.rmtree(plugins, ignore_errors=True)

@@ -53,23 +53,23 @@ def test_one_member_is_singular(live: Stack) -> None:
     assert done.stdout.splitlines()[-1] == "Converged single: 1/1 member"
 
 
-def test_a_group_that_cannot_provision_exits_not_converged_with_its_phase(live: Stack) -> None:
-    spec = cattle("failing", 2, instance_plugin="broken",
-                  Provision={"BackoffBase": "10ms", "BackoffCap": "50ms", "FailureThreshold": 2})
-    done = live.infrakit("group", "commit", live.spec_file(spec), "--wait", "--interval", "100ms")
-    assert done.returncode == errors.NotConverged.exit_code == 8
-    assert done.stderr.splitlines()[-1].startswith(
-        "infrakit: failing is not converging: ProvisionFailing: ")
-
-
-def test_wait_gives_up_after_its_timeout(live: Stack) -> None:
-    spec = cattle("slow", 2, instance_plugin="broken",
-                  Provision={"BackoffBase": "10s", "FailureThreshold": 100})
-    done = live.infrakit("group", "commit", live.spec_file(spec), "--wait", "--timeout", "500ms",
+@pytest.mark.parametrize(("gid", "provision", "flags", "error", "code", "said"), [
+    ("failing", {"BackoffBase": "10ms", "BackoffCap": "50ms", "FailureThreshold": 2}, (),
+     errors.NotConverged, 8, "infrakit: failing is not converging: ProvisionFailing: "),
+    ("slow", {"BackoffBase": "10s", "FailureThreshold": 100}, ("--timeout", "500ms"),
+     errors.WaitTimeout, 9,
+     "infrakit: timed out waiting for convergence; slow: 0/2 members on the new config"),
+], ids=["cannot-provision", "timeout"])
+def test_a_wait_that_cannot_end_converged_exits_with_its_code_and_says_why(
+        live: Stack, gid: str, provision: dict[str, Any], flags: tuple[str, ...],
+        error: type[errors.InfrakitError], code: int, said: str) -> None:
+    """A group that cannot provision ends the wait with its phase; a wait past its
+    ``--timeout`` gives up."""
+    spec = cattle(gid, 2, instance_plugin="broken", Provision=provision)
+    done = live.infrakit("group", "commit", live.spec_file(spec), "--wait", *flags,
                          "--interval", "100ms")
-    assert done.returncode == errors.WaitTimeout.exit_code == 9
-    assert done.stderr.splitlines()[-1].startswith(
-        "infrakit: timed out waiting for convergence; slow: 0/2 members on the new config")
+    assert done.returncode == error.exit_code == code
+    assert done.stderr.splitlines()[-1].startswith(said)
 
 
 def test_ctrl_c_says_the_change_goes_on_and_exits_130(live: Stack) -> None:

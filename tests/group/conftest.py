@@ -1,7 +1,10 @@
-"""Fixtures for the group controller's tests: fakes, fake time, specs and members."""
+"""Fixtures for the group controller's tests: fakes, fake time, specs and members, and what
+the event loop reports as unhandled."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -66,6 +69,21 @@ async def ctl(clock: FakeClock, instances: FakeInstancePlugin,
         yield found
     finally:
         await found.close()
+
+
+@pytest.fixture
+async def unhandled() -> AsyncIterator[list[str]]:
+    """What the event loop's exception handler is told during the test (collected at the
+    end: a failed task reports an unretrieved exception only when it is collected)."""
+    seen: list[str] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: seen.append(str(context.get("message"))))
+    try:
+        yield seen
+    finally:
+        gc.collect()
+        loop.set_exception_handler(previous)
 
 
 def members(instances: FakeInstancePlugin, gid: str = GID) -> list[instance.Description]:

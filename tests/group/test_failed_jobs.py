@@ -3,12 +3,8 @@ recorded as an error action and retried; asyncio never reports it as unretrieved
 
 from __future__ import annotations
 
-import asyncio
 import gc
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from infrakit.group import controller
 from infrakit.spi import instance
@@ -23,18 +19,6 @@ class Nonsense(FakeInstancePlugin):
     async def provision(self, spec: instance.Spec) -> Any:
         await super().provision(spec)
         return {"not": "an id"}
-
-
-@pytest.fixture
-async def unhandled() -> AsyncIterator[list[str]]:
-    seen: list[str] = []
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _, context: seen.append(str(context.get("message"))))
-    try:
-        yield seen
-    finally:
-        loop.set_exception_handler(previous)
 
 
 async def test_a_job_that_raises_is_recorded_not_left_unretrieved(

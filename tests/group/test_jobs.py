@@ -5,26 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
-
-import pytest
 
 from infrakit.group import jobs
-
-
-@pytest.fixture
-async def unhandled() -> AsyncIterator[list[str]]:
-    """What the event loop's exception handler is told during the test (collected at the
-    end: a failed task reports an unretrieved exception only when it is collected)."""
-    seen: list[str] = []
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _, context: seen.append(str(context.get("message"))))
-    try:
-        yield seen
-    finally:
-        gc.collect()
-        loop.set_exception_handler(previous)
 
 
 async def test_bounded_runs_every_job_and_hands_each_failure_to_on_error(

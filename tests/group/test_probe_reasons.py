@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -23,21 +23,12 @@ GID = group.ID("web")
 
 
 @pytest.fixture
-async def failing_site() -> AsyncIterator[int]:
+async def failing_site(http_site: Callable[[list[web.RouteDef]], Awaitable[int]]) -> int:
     """A real HTTP server on 127.0.0.1 whose /health answers 500."""
     async def health(request: web.Request) -> web.Response:
         return web.Response(status=500)
 
-    app = web.Application()
-    app.add_routes([web.get("/health", health)])
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield runner.addresses[0][1]
-    finally:
-        await runner.cleanup()
+    return await http_site([web.get("/health", health)])
 
 
 @pytest.fixture

@@ -30,19 +30,8 @@ from infrakit.spi import flavor, group
 BIN = pathlib.Path(sys.executable).parent
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
 
-# A copy of InfraKit v0.5's examples/cattle.json, exactly as v0.5 accepted it.
-V05_CATTLE: dict[str, Any] = json.loads("""
-{"ID": "cattle",
- "Properties": {
-   "Allocation": {"Size": 5},
-   "Instance": {"Plugin": "instance-file",
-                "Properties": {"Note": "Instance properties version 1.0"}},
-   "Flavor": {"Plugin": "flavor-vanilla",
-              "Properties": {"Init": ["docker pull nginx:alpine",
-                                      "docker run -d -p 80:80 nginx-alpine"],
-                             "Tags": {"tier": "web", "project": "infrakit"},
-                             "Attachments": [{"ID": "attachid", "Type": "attachtype"}]}}}}
-""")
+# InfraKit v0.5's examples/cattle.json (ours is the same file), as v0.5 accepted it.
+V05_CATTLE: dict[str, Any] = json.loads((EXAMPLES / "cattle.json").read_text())
 
 # The spec v0.5's CLI committed on the wire (wire samples), and as v0.5's InspectGroups
 # returned it (with "LogicalIDs": null).

@@ -1,22 +1,25 @@
 """Fixtures for the manager's stores and leadership: a real etcd on loopback (shared, a
-test's own to stop and restart, or a 3-member cluster), contender processes, and one
-harness per store backend so the same behaviours run on both."""
+test's own to stop and restart, or a 3-member cluster), contender processes, one harness per
+store backend so the same behaviours run on both, a manager in-process over fakes
+(:mod:`inprocess`), and managers as local processes (:mod:`local_cluster`,
+:mod:`pair_cluster`)."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import elections
 import pytest
+from inprocess import Board, Node
 from local_cluster import Local
+from pair_cluster import Pair
 from store_harness import Harness, etcd_raw, file_raw
 
 from infrakit import testing_etcd
 from infrakit.manager import etcd, leader_etcd, store_etcd, store_file
+from infrakit.testing import FakeFlavorPlugin, FakeInstancePlugin
 
 
 @pytest.fixture(scope="session")
@@ -112,12 +115,49 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 
 
 @pytest.fixture
-async def local(tmp_path: Path) -> AsyncIterator[Local]:
+async def local(tmp_path: Path, plugins_dir: Path) -> AsyncIterator[Local]:
     """Managers, backends and plugins as local processes in a short private plugins dir."""
-    plugins_dir = Path(tempfile.mkdtemp(prefix="ik-"))
     running = Local(tmp_path, plugins_dir)
     try:
         yield running
     finally:
         await running.close()
-        shutil.rmtree(plugins_dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def pair(tmp_path: Path, plugins_dir: Path) -> AsyncIterator[Pair]:
+    """Two managers on the leader file, their backends and plugins, as local processes
+    (started by the test: :meth:`Pair.start`)."""
+    running = Pair(tmp_path, plugins_dir)
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+@pytest.fixture
+def instances() -> FakeInstancePlugin:
+    return FakeInstancePlugin()
+
+
+@pytest.fixture
+def flavors() -> FakeFlavorPlugin:
+    return FakeFlavorPlugin()
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+async def node(store_dir: Path, instances: FakeInstancePlugin,
+               flavors: FakeFlavorPlugin) -> AsyncIterator[Node]:
+    """One manager in-process (not yet leading: :meth:`Node.lead`) over the fakes, its file
+    store in ``store_dir``."""
+    one = Node("mgr-1", Board(), store_dir, instances=instances, flavors=flavors)
+    await one.manager.start()
+    try:
+        yield one
+    finally:
+        await one.close()

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-import shutil
-import tempfile
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from local_cluster import until
 from pair_cluster import Pair
 
@@ -25,17 +21,6 @@ BACKOFF = "1h"
 """Far longer than the test: once backing off, the member must not be re-created."""
 POLLS = 10
 """Reconciles of the new leader's backend that may not re-create the member."""
-
-
-@pytest.fixture
-async def pair(tmp_path: pathlib.Path) -> AsyncIterator[Pair]:
-    plugins_dir = pathlib.Path(tempfile.mkdtemp(prefix="ik-"))  # short: socket paths
-    running = Pair(tmp_path, plugins_dir)
-    try:
-        yield running
-    finally:
-        await running.close()
-        shutil.rmtree(plugins_dir, ignore_errors=True)
 
 
 def spec(births: pathlib.Path) -> group.Spec:

@@ -72,13 +72,16 @@ async def test_clean_stop_hands_over_at_once(client: etcd.Client, prefix: str) -
     try:
         await eventually(lambda: len(leaders(leads)) == 1, timeout=3)
         [first] = [lead for lead in leads if lead.is_leader()]
+        token = first.token()
+        assert token is not None
 
         await first.stop()
 
+        # The lease is revoked at once, so nobody waits for it to expire (bench/failover.py
+        # measures how fast the next leader takes over).
+        assert await client.time_to_live(token.lease) == -1
         rest = [lead for lead in leads if lead is not first]
-        took = await eventually(lambda: len(leaders(rest)) == 1, timeout=3)
-        # The lease was revoked: nobody waits for it to expire (which takes 2/3 TTL at least).
-        assert took < TTL / 2
+        await eventually(lambda: len(leaders(rest)) == 1, timeout=3)
         assert (await first.leader_info()).name in leaders(rest)
     finally:
         await stop_all(leads)
@@ -120,7 +123,7 @@ async def test_revoked_lease_is_a_loss_and_another_leads(client: etcd.Client,
         await client.revoke(token.lease)
 
         await eventually(lambda: bool(reasons), timeout=TTL)
-        assert first.token() is None
+        assert first.token() != token  # gone (m1 may already have won again, with a new one)
         await eventually(lambda: len(leaders(leads)) == 1, timeout=TTL + 2)
         [now] = [lead for lead in leads if lead.is_leader()]
         assert now.token() != token

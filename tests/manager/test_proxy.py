@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from inprocess import GID, UNKNOWN, Board, Node, eventually, spec, update_of
@@ -14,32 +14,6 @@ from infrakit import errors
 from infrakit.group import tags
 from infrakit.manager import store_file
 from infrakit.testing import FakeFlavorPlugin, FakeInstancePlugin
-
-
-@pytest.fixture
-def instances() -> FakeInstancePlugin:
-    return FakeInstancePlugin()
-
-
-@pytest.fixture
-def flavors() -> FakeFlavorPlugin:
-    return FakeFlavorPlugin()
-
-
-@pytest.fixture
-def store_dir(tmp_path: pathlib.Path) -> pathlib.Path:
-    return tmp_path / "store"
-
-
-@pytest.fixture
-async def node(store_dir: pathlib.Path, instances: FakeInstancePlugin,
-               flavors: FakeFlavorPlugin) -> AsyncIterator[Node]:
-    one = Node("mgr-1", Board(), store_dir, instances=instances, flavors=flavors)
-    await one.manager.start()
-    try:
-        yield one
-    finally:
-        await one.close()
 
 
 def stored(store_dir: pathlib.Path) -> dict[str, object]:

@@ -5,32 +5,14 @@ Version from its caller (the manager numbers versions itself)."""
 from __future__ import annotations
 
 import json
-import pathlib
-from collections.abc import AsyncIterator
 
 import pytest
-from inprocess import GID, Board, Node, eventually, spec
+from inprocess import GID, Node, eventually, spec
 
 from infrakit import errors
 from infrakit.group import tags
 from infrakit.manager import store_file
-from infrakit.testing import FakeFlavorPlugin, FakeInstancePlugin
-
-
-@pytest.fixture
-def instances() -> FakeInstancePlugin:
-    return FakeInstancePlugin()
-
-
-@pytest.fixture
-async def node(tmp_path: pathlib.Path, instances: FakeInstancePlugin) -> AsyncIterator[Node]:
-    one = Node("mgr-1", Board(), tmp_path / "store", instances=instances,
-               flavors=FakeFlavorPlugin())
-    await one.manager.start()
-    try:
-        yield one
-    finally:
-        await one.close()
+from infrakit.testing import FakeInstancePlugin
 
 
 def stored_allocation(node: Node) -> object:

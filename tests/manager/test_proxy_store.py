@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from inprocess import GID, Board, Node, eventually, spec
@@ -26,22 +26,6 @@ CORRUPTIONS: dict[str, tuple[Callable[[str], str], str]] = {
 @pytest.fixture(params=sorted(CORRUPTIONS))
 def corruption(request: pytest.FixtureRequest) -> tuple[Callable[[str], str], str]:
     return CORRUPTIONS[request.param]
-
-
-@pytest.fixture
-def instances() -> FakeInstancePlugin:
-    return FakeInstancePlugin()
-
-
-@pytest.fixture
-async def node(tmp_path: pathlib.Path, instances: FakeInstancePlugin) -> AsyncIterator[Node]:
-    one = Node("mgr-1", Board(), tmp_path / "store", instances=instances,
-               flavors=FakeFlavorPlugin())
-    await one.manager.start()
-    try:
-        yield one
-    finally:
-        await one.close()
 
 
 def members(instances: FakeInstancePlugin) -> int:

@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 import pathlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -195,25 +195,23 @@ async def test_callers_are_told_how_a_slow_first_attempt_stands_rather_than_kept
     assert await setup.manager.size(group.ID("a")) == 1
 
 
-async def test_committing_a_group_the_take_over_could_not_commit_completes_it(
-        setup: Setup) -> None:
+@pytest.mark.parametrize(("change", "answer", "summary", "held"), [
+    (lambda manager: manager.commit_group(spec("c", size=2), False), "Managing c",
+     "took over 3 group(s)", ["a", "b", "c"]),
+    (lambda manager: manager.free_group(group.ID("c")), None,
+     "took over 2 group(s)", ["a", "b"]),
+], ids=["commit", "free"])
+async def test_committing_or_freeing_a_group_the_take_over_could_not_commit_completes_it(
+        setup: Setup, change: Callable[[proxy.Manager], Awaitable[str | None]],
+        answer: str | None, summary: str, held: list[str]) -> None:
     setup.backend.refusing["c"] = errors.InvalidError("no such flavor plugin")
     setup.leadership.grant()
     await setup.attempts_failed(1)
     del setup.backend.refusing["c"]
-    assert await setup.manager.commit_group(spec("c", size=2), False) == "Managing c"
-    assert setup.progress().summary == "took over 3 group(s)"
+    assert await change(setup.manager) == answer
+    assert setup.progress().summary == summary
+    assert sorted(setup.backend.held) == held
     assert await setup.manager.size(group.ID("a")) == 1
-
-
-async def test_freeing_a_group_the_take_over_could_not_commit_completes_it(
-        setup: Setup) -> None:
-    setup.backend.refusing["c"] = errors.InvalidError("no such flavor plugin")
-    setup.leadership.grant()
-    await setup.attempts_failed(1)
-    await setup.manager.free_group(group.ID("c"))
-    assert setup.progress().summary == "took over 2 group(s)"
-    assert sorted(setup.backend.held) == ["a", "b"]
 
 
 async def test_a_store_that_cannot_be_read_is_retried_and_reported_until_repaired(

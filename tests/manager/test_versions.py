@@ -5,30 +5,14 @@ version, and so they do under the next leader (its take-over passes the version 
 
 from __future__ import annotations
 
-import pathlib
-import shutil
-import tempfile
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from local_cluster import until
 from pair_cluster import Pair
 
 from infrakit.spi import group
 
 GID = group.ID("web")
-
-
-@pytest.fixture
-async def pair(tmp_path: pathlib.Path) -> AsyncIterator[Pair]:
-    plugins_dir = pathlib.Path(tempfile.mkdtemp(prefix="ik-"))  # short: socket paths
-    running = Pair(tmp_path, plugins_dir)
-    try:
-        yield running
-    finally:
-        await running.close()
-        shutil.rmtree(plugins_dir, ignore_errors=True)
 
 
 def spec(note: str) -> group.Spec:

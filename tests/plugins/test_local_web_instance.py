@@ -7,26 +7,19 @@ import asyncio
 import os
 import pathlib
 import signal
-import socket
 import sys
 import time
 
+from infrakit import testing
 from infrakit.plugins.flavor import vanilla
 from infrakit.plugins.instance import process
 from infrakit.spi import flavor, instance
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 async def test_a_local_web_instance_is_healthy_until_killed(
     tmp_path: pathlib.Path, cleanup: None
 ) -> None:
-    base = free_port()
+    base = testing.free_port()
     properties = {
         "Tags": {"port": "{{ " + str(base) + " + index.Sequence }}", "tier": "web"},
         "Init": [f"exec {sys.executable} -m http.server {{{{ spec.Tags.port }}}} "

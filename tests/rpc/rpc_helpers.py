@@ -41,6 +41,18 @@ def http_post(body: bytes, *, content_type: str = "application/json",
     return head.encode() + body
 
 
+def stop_process(popen: subprocess.Popen[str], signum: int = signal.SIGTERM) -> int:
+    """Send ``signum`` to a process the test started (by pid), KILL it if it is still there
+    after 10 s; its exit status."""
+    if popen.poll() is None:
+        os.kill(popen.pid, signum)
+    try:
+        return popen.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        return popen.wait()
+
+
 class Process:
     """A plugin process started by a test; stopped by pid in teardown."""
 
@@ -62,13 +74,7 @@ class Process:
         raise AssertionError("plugin did not start listening")
 
     def stop(self, signum: int = signal.SIGTERM) -> int:
-        if self.popen.poll() is None:
-            os.kill(self.popen.pid, signum)
-        try:
-            return self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            return self.popen.wait()
+        return stop_process(self.popen, signum)
 
 
 class Racer:
@@ -89,13 +95,7 @@ class Racer:
         self.popen.stdin.flush()
 
     def stop(self, signum: int = signal.SIGTERM) -> int:
-        if self.popen.poll() is None:
-            os.kill(self.popen.pid, signum)
-        try:
-            return self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            return self.popen.wait()
+        return stop_process(self.popen, signum)
 
     def close(self) -> None:
         """Kill if still running and close the pipes (teardown, also after a failure)."""

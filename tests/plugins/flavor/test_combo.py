@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any
 
 import pytest
 
 from infrakit import errors
 from infrakit.plugins.flavor import combo, vanilla
+from infrakit.rpc import discovery, server
 from infrakit.spi import flavor, instance
 
 SIZE_1 = flavor.AllocationMethod(size=1)
@@ -147,6 +149,57 @@ async def test_healthy_works_with_async_flavors() -> None:
     resolver = Resolver(a=vanilla.Plugin(), b=vanilla.Plugin())
 
     assert await combo.Plugin(resolver).healthy(flavors("a", "b"), MEMBER) == flavor.Health.HEALTHY
+
+
+def probes(*commands: str) -> dict[str, Any]:
+    """Combo properties: one vanilla flavor (``v``) per health command, in order."""
+    return {"Flavors": [{"Plugin": "v", "Properties": {"Health": {"Command": command}}}
+                        for command in commands]}
+
+
+@pytest.mark.parametrize(
+    ("commands", "expected"),
+    [
+        (["exit 0", "echo down; exit 3", "echo later; exit 4"],
+         flavor.Verdict(flavor.Health.UNHEALTHY, "exec 'echo down; exit 3' exited 3: down")),
+        (["exit 0", "exit 0"],
+         flavor.Verdict(flavor.Health.HEALTHY, "exec 'exit 0' exited 0; exec 'exit 0' exited 0")),
+    ],
+    ids=["first-unhealthy-decides", "all-healthy"],
+)
+async def test_judge_gives_the_reason_of_the_flavor_that_decided(
+    commands: list[str], expected: flavor.Verdict
+) -> None:
+    subject = combo.Plugin(Resolver(v=vanilla.Plugin()))
+
+    assert await subject.judge(probes(*commands), MEMBER) == expected
+    assert await subject.healthy(probes(*commands), MEMBER) == expected.health
+
+
+async def test_judge_of_a_flavor_without_judge_decides_without_a_reason() -> None:
+    log: list[str] = []
+    resolver = Resolver(v=vanilla.Plugin(), old=Fixed("old", flavor.Health.UNHEALTHY, log))
+    properties = {"Flavors": [*probes("exit 0")["Flavors"], {"Plugin": "old"}]}
+
+    assert await combo.Plugin(resolver).judge(properties, MEMBER) == flavor.Verdict(
+        flavor.Health.UNHEALTHY, "")
+    assert log == ["healthy old"]
+
+
+async def test_healthy_over_rpc_answers_the_reason_of_the_flavor_that_decided(
+        plugins_dir: pathlib.Path, plugins: discovery.Plugins) -> None:
+    properties = {"Flavors": [
+        {"Plugin": "flavor-vanilla", "Properties": {"Health": {"Command": "exit 0"}}},
+        {"Plugin": "flavor-vanilla", "Properties": {"Health": {"Command": "echo no; exit 1"}}},
+    ]}
+    request = {"Type": "", "Properties": properties, "Instance": MEMBER.to_wire()}
+    async with (
+        server.Server("flavor-vanilla", flavor=vanilla.Plugin(), plugins_dir=plugins_dir),
+        server.Server("flavor-combo", flavor=combo.Plugin(plugins.flavor),
+                      plugins_dir=plugins_dir),
+    ):
+        raw = await plugins.client("flavor-combo").call("Flavor.Healthy", request)
+        assert raw == {"Type": "", "Health": 2, "Reason": "exec 'echo no; exit 1' exited 1: no"}
 
 
 async def test_drain_drains_every_flavor_in_reverse_order() -> None:

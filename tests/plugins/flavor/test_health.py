@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from infrakit import testing
 from infrakit.plugins.flavor import health
 from infrakit.spi import flavor, instance
 
@@ -27,14 +27,6 @@ async def judge(properties: dict[str, Any], inst: instance.Description | None = 
     return await health.check(health.Probe.model_validate(properties), inst or member())
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie does not: this container's init may never reap it)."""
     try:
@@ -45,7 +37,8 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-async def site() -> AsyncIterator[int]:
+async def site(http_site: Callable[[list[web.RouteDef]], Awaitable[int]]
+               ) -> AsyncIterator[int]:
     """An aiohttp server on 127.0.0.1: /ok 200, /moved 302, /bad 500, /slow never in time."""
     released = asyncio.Event()
 
@@ -62,18 +55,11 @@ async def site() -> AsyncIterator[int]:
         await released.wait()
         return web.Response(text="late")
 
-    app = web.Application()
-    app.add_routes([web.get("/ok", ok), web.get("/moved", moved), web.get("/bad", bad),
-                    web.get("/slow", slow)])
-    runner = web.AppRunner(app)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
     try:
-        yield runner.addresses[0][1]
+        yield await http_site([web.get("/ok", ok), web.get("/moved", moved),
+                               web.get("/bad", bad), web.get("/slow", slow)])
     finally:
-        released.set()
-        await runner.cleanup()
+        released.set()  # before the server's cleanup: it waits for the slow handler
 
 
 @pytest.mark.parametrize(
@@ -107,7 +93,7 @@ async def test_http_probe_without_an_answer_in_time_is_unhealthy(site: int) -> N
 
 
 async def test_http_probe_of_a_closed_port_is_unhealthy() -> None:
-    assert await judge({"HTTP": f"http://127.0.0.1:{closed_port()}/"}) == UNHEALTHY
+    assert await judge({"HTTP": f"http://127.0.0.1:{testing.free_port()}/"}) == UNHEALTHY
 
 
 @pytest.mark.parametrize("url", ["not a url", "ftp://127.0.0.1/x", "http://"])
@@ -130,7 +116,7 @@ def test_tcp_targets_are_host_and_port(target: str, address: tuple[str, int] | N
 
 
 async def test_tcp_probe_of_a_closed_port_is_unhealthy() -> None:
-    assert await judge({"TCP": f"127.0.0.1:{closed_port()}"}) == UNHEALTHY
+    assert await judge({"TCP": f"127.0.0.1:{testing.free_port()}"}) == UNHEALTHY
 
 
 @pytest.mark.parametrize("target", ["127.0.0.1", "127.0.0.1:http", ":80", "127.0.0.1:70000"])
@@ -225,7 +211,7 @@ async def test_an_http_probe_says_the_status_it_got(site: int) -> None:
 
 
 async def test_an_http_probe_of_a_closed_port_says_connection_refused() -> None:
-    url = f"http://127.0.0.1:{closed_port()}/health"
+    url = f"http://127.0.0.1:{testing.free_port()}/health"
     assert await said({"HTTP": url}) == flavor.Verdict(
         UNHEALTHY, f"GET {url}: connection refused")
 
@@ -237,7 +223,7 @@ async def test_an_http_probe_without_an_answer_says_how_long_it_waited(site: int
 
 
 async def test_a_tcp_probe_of_a_closed_port_says_connection_refused() -> None:
-    target = f"127.0.0.1:{closed_port()}"
+    target = f"127.0.0.1:{testing.free_port()}"
     assert await said({"TCP": target}) == flavor.Verdict(
         UNHEALTHY, f"connect {target}: connection refused")
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import pathlib
-import socket
 from typing import Any
 
 import pytest
 
-from infrakit import errors
+from infrakit import errors, testing
 from infrakit.plugins.flavor import vanilla
 from infrakit.rpc import discovery, server
 from infrakit.spi import flavor, instance
@@ -222,16 +221,9 @@ def test_run_serves_a_vanilla_flavor(served: list[tuple[str, dict[str, Any]]]) -
     assert isinstance(kwargs["flavor"], vanilla.Plugin)
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 async def test_healthy_over_rpc_answers_what_the_probe_said(
         plugins_dir: pathlib.Path, plugins: discovery.Plugins) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/health"
+    url = f"http://127.0.0.1:{testing.free_port()}/health"
     props = {"Health": {"HTTP": url}}
     member = instance.Description(id=instance.ID("instance-1"))
     async with server.Server("flavor-vanilla", flavor=vanilla.Plugin(),

@@ -9,7 +9,6 @@ import pathlib
 import re
 import stat
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,16 +18,6 @@ from infrakit.plugins.instance import file
 from infrakit.spi import instance
 
 WEB = {"infrakit.group": "workers", "tier": "web"}
-
-
-@pytest.fixture(params=[True, False], ids=["inotify", "scan"])
-def plugin(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[file.Plugin]:
-    """The plugin in both modes: told of changes by inotify, and scanning every call."""
-    subject = file.Plugin(tmp_path / "instances", watch=request.param)
-    try:
-        yield subject
-    finally:
-        subject.close()
 
 
 def spec(tags: dict[str, str] | None = None, **fields: Any) -> instance.Spec:

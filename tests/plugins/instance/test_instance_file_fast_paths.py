@@ -8,7 +8,6 @@ import os
 import pathlib
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,12 +20,9 @@ WEB = {"infrakit.group": "workers"}
 
 
 @pytest.fixture
-def plugin(tmp_path: pathlib.Path) -> Iterator[file.Plugin]:
-    subject = file.Plugin(tmp_path / "instances")
-    try:
-        yield subject
-    finally:
-        subject.close()
+def watch() -> bool:
+    """The plugin's default mode (inotify) only."""
+    return True
 
 
 def test_provisioned_and_labelled_files_are_not_read_back(

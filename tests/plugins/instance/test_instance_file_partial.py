@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import pathlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,15 +20,6 @@ WEB = {"infrakit.group": "workers"}
 RECORD = json.dumps({"ID": "instance-7", "LogicalID": None, "Tags": WEB,
                      "Spec": {"Properties": {"Note": "a \"quoted\" note"}, "Init": "x"}},
                     indent=2)
-
-
-@pytest.fixture(params=[True, False], ids=["inotify", "scan"])
-def plugin(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[file.Plugin]:
-    subject = file.Plugin(tmp_path / "instances", watch=request.param)
-    try:
-        yield subject
-    finally:
-        subject.close()
 
 
 def ids(descriptions: list[instance.Description]) -> list[str]:

@@ -10,12 +10,12 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from infrakit import errors, processes
+from infrakit import errors, processes, testing
 from infrakit.plugins.instance import process
 from infrakit.spi import instance
 
@@ -26,15 +26,6 @@ def alive(pid: int) -> bool:
     """Running and not a zombie (this container's init may never reap orphans)."""
     info = processes.stat(pid)
     return info is not None and info.running
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.fixture
@@ -81,7 +72,7 @@ def test_an_instance_runs_its_init_with_its_identity_in_the_environment(
     [found] = plugin.describe_instances({"infrakit.group": "web"})
     assert (found.id, found.logical_id, found.tags) == (iid, "db-1", {"port": "8080",
                                                                      "infrakit.group": "web"})
-    assert wait_for(lambda: log.exists() and log.read_text() == f"{iid} db-1 8080\n")
+    assert testing.wait_until(lambda: log.exists() and log.read_text() == f"{iid} db-1 8080\n")
     assert alive(pid_of(plugin, iid))
 
 
@@ -92,7 +83,7 @@ def test_env_and_cwd_come_from_the_properties(
                     properties={"Env": {"GREETING": "hello"}, "Cwd": str(tmp_path)})
     log = plugin.directory / f"{iid}.log"
 
-    assert wait_for(lambda: log.read_text() == f"{tmp_path}\nhello\n")
+    assert testing.wait_until(lambda: log.read_text() == f"{tmp_path}\nhello\n")
 
 
 def test_describe_matches_all_given_tags_and_gives_details_when_asked(
@@ -117,7 +108,7 @@ def test_a_process_killed_with_kill_9_is_gone_from_the_next_describe(
     keep, victim = provision(plugin), provision(plugin)
     pid = pid_of(plugin, victim)
     os.kill(pid, signal.SIGKILL)
-    assert wait_for(lambda: not alive(pid))  # kill() returns before the signal is handled
+    assert testing.wait_until(lambda: not alive(pid))  # kill() returns before the signal is handled
 
     assert ids(plugin) == [keep]
     assert not (plugin.directory / f"{victim}.json").exists()
@@ -148,19 +139,19 @@ def test_when_the_leader_dies_the_rest_of_its_session_is_killed(
 ) -> None:
     iid = provision(plugin, "sleep 1000 & " + SLEEP)
     leader = pid_of(plugin, iid)
-    assert wait_for(lambda: len(processes.session_members(leader)) == 2)
+    assert testing.wait_until(lambda: len(processes.session_members(leader)) == 2)
     [background] = [pid for pid in processes.session_members(leader) if pid != leader]
 
     os.kill(leader, signal.SIGKILL)
 
     assert changes.acquire(timeout=5)
-    assert wait_for(lambda: not alive(background))
+    assert testing.wait_until(lambda: not alive(background))
 
 
 def test_destroy_stops_the_whole_process_tree(plugin: process.Plugin) -> None:
     iid = provision(plugin, "sleep 1000 & sleep 1000 & wait")
     leader = pid_of(plugin, iid)
-    assert wait_for(lambda: len(processes.session_members(leader)) == 3)
+    assert testing.wait_until(lambda: len(processes.session_members(leader)) == 3)
     tree = processes.session_members(leader)
 
     plugin.destroy(iid)
@@ -174,7 +165,7 @@ def test_destroy_kills_what_ignores_term_after_the_stop_timeout(plugin: process.
     iid = provision(plugin, "trap '' TERM; sleep 1000 & wait",
                     properties={"StopTimeout": "200ms"})
     leader = pid_of(plugin, iid)
-    assert wait_for(lambda: len(processes.session_members(leader)) == 2)
+    assert testing.wait_until(lambda: len(processes.session_members(leader)) == 2)
     tree = processes.session_members(leader)
 
     started = time.monotonic()
@@ -218,7 +209,7 @@ def test_labelling_a_dead_or_unknown_instance_is_not_found(plugin: process.Plugi
     iid = provision(plugin)
     pid = pid_of(plugin, iid)
     os.kill(pid, signal.SIGKILL)
-    assert wait_for(lambda: not alive(pid))
+    assert testing.wait_until(lambda: not alive(pid))
 
     for target in (iid, "instance-2"):
         with pytest.raises(errors.NotFoundError, match=target):
@@ -232,7 +223,7 @@ def test_a_restarted_plugin_adopts_live_processes_and_forgets_dead_ones(
     live_pid, dead_pid = pid_of(plugin, live), pid_of(plugin, dead)
     plugin.close()  # no longer watching: the death below happens while "down"
     os.kill(dead_pid, signal.SIGKILL)
-    assert wait_for(lambda: not alive(dead_pid))
+    assert testing.wait_until(lambda: not alive(dead_pid))
 
     again = process.Plugin(plugin.directory)
     try:

@@ -8,7 +8,10 @@ Properties: ``{"Flavors": [{"Plugin": "flavor-vanilla", "Properties": {...}}, ..
 - Prepare calls each flavor in order with the spec so far, minus its Init and Attachments, so
   each one contributes only its own: tags are merged (the last flavor wins), Init scripts are
   joined by newlines (the incoming spec's first), attachments appended.
-- Healthy asks the flavors in order and returns the first answer that is not HEALTHY.
+- Healthy asks the flavors in order and returns the first answer that is not HEALTHY, with
+  (ext, ``judge``) that flavor's reason as it said it; when every flavor is HEALTHY, the
+  reasons of all that gave one, joined by ``; ``. A flavor without ``judge`` (a fake, a
+  v0.5 peer) is asked ``healthy`` and gives no reason.
 - Drain drains with every flavor in reverse order (the last one applied is undone first), tries
   them all even when one fails, then raises the failures.
 """
@@ -64,13 +67,21 @@ class Plugin:
         return result
 
     async def healthy(self, properties: Any, inst: instance.Description) -> flavor.Health:
+        return (await self.judge(properties, inst)).health
+
+    async def judge(self, properties: Any, inst: instance.Description) -> flavor.Verdict:
+        """Healthy, with the reason of the flavor that decided (ext: Flavor.Healthy's
+        ``Reason``); the RPC server and the group call it when present."""
+        reasons: list[str] = []
         for number, part in enumerate(_parse(properties).flavors):
-            answer = await _call(self._resolve, part, "healthy", part.properties, inst,
-                                 where=number)
-            verdict = _health(answer)
-            if verdict != flavor.Health.HEALTHY:
+            answer = await _call(self._resolve, part, "judge", part.properties, inst,
+                                 where=number, instead="healthy")
+            verdict = _verdict(answer)
+            if verdict.health != flavor.Health.HEALTHY:
                 return verdict
-        return flavor.Health.HEALTHY
+            if verdict.reason:
+                reasons.append(verdict.reason)
+        return flavor.Verdict(health=flavor.Health.HEALTHY, reason="; ".join(reasons))
 
     async def drain(self, properties: Any, inst: instance.Description) -> None:
         failures: list[errors.InfrakitError] = []
@@ -92,6 +103,13 @@ def _parse(raw: Any) -> Properties:
     return properties.parse(Properties, raw)
 
 
+def _verdict(answer: Any) -> flavor.Verdict:
+    """A flavor's ``judge`` verdict as it is, or its ``healthy`` answer without a reason."""
+    if isinstance(answer, flavor.Verdict):
+        return flavor.Verdict(health=_health(answer.health), reason=answer.reason)
+    return flavor.Verdict(health=_health(answer))
+
+
 def _health(answer: Any) -> flavor.Health:
     try:
         return flavor.Health(answer)
@@ -110,11 +128,16 @@ def _merge(spec: instance.Spec, added: instance.Spec) -> instance.Spec:
     })
 
 
-async def _call(resolve: Resolver, part: plugin.Spec, method: str, *args: Any, where: int) -> Any:
-    """``method`` of the flavor ``part`` names; errors are re-raised naming the flavor."""
+async def _call(resolve: Resolver, part: plugin.Spec, method: str, *args: Any, where: int,
+                instead: str | None = None) -> Any:
+    """``method`` of the flavor ``part`` names (``instead`` when the flavor lacks that
+    optional method); errors are re-raised naming the flavor."""
     prefix = f"Properties.Flavors[{where}] ({part.plugin})"
     try:
-        target = getattr(resolve(part.plugin), method)
+        found = resolve(part.plugin)
+        if instead is not None and not hasattr(found, method):
+            method = instead
+        target = getattr(found, method)
         if inspect.iscoroutinefunction(target):
             return await target(*args)
         result = await asyncio.to_thread(target, *args)  # a sync plugin must not block the loop
