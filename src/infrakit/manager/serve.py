@@ -135,7 +135,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                        help="the store (default $INFRAKIT_HOME/configs)")
     remote = kinds.add_parser("etcd", help="etcd store and etcd election (many hosts)")
     remote.add_argument("--endpoint", action="append", required=True, metavar="URL",
-                        help="an etcd client URL (repeat for more members)")
+                        help="etcd client URLs: repeat the flag or separate with commas")
     remote.add_argument("--lease-ttl", default="5s", metavar="DURATION",
                         help="the leader's lease, whole seconds (default 5s)")
     remote.add_argument("--leader-key", default=leader_etcd.KEY, metavar="KEY")
