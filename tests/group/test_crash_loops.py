@@ -104,6 +104,18 @@ async def test_cattle_are_counted_per_group_and_every_creation_waits(
     assert len(members(dying)) == 3
 
 
+async def test_cattle_that_die_together_are_one_event_not_a_crash_loop(
+        ctl: controller.Controller, clock: FakeClock, dying: Dying) -> None:
+    await ctl.commit_group(spec(size=10, Health=NO_PROBES), False)
+    await clock.advance(1)
+    dying.vanish(*[member.id for member in members(dying)[:5]])  # half lost at once, young
+    await clock.advance(2)
+    status = await ctl.status(GID)
+    assert (status.phase, status.crash_looping) == ("Converged", [])
+    assert len(members(dying)) == 10  # healed at once, no backoff
+    assert len([a for a in status.actions if a.kind == "died-young"]) == 5  # each is told
+
+
 async def test_a_member_that_lived_past_young_age_is_not_a_crash(
         ctl: controller.Controller, clock: FakeClock, dying: Dying) -> None:
     await ctl.commit_group(spec(size=3, Health=NO_PROBES), False)

@@ -31,6 +31,7 @@ class Watch:
         self.clock = source
         self._replaced: set[str] = set()
         self._first_account: float | None = None
+        self._counted: set[str] = set()  # the slots that had a death counted this round
 
     @property
     def slots(self) -> dict[str, crashloop.Slot]:
@@ -49,6 +50,7 @@ class Watch:
         do not know when (they never count as recovered)."""
         if self._first_account is None:
             self._first_account = now
+        self._counted.clear()
 
     def waiting(self, *, now: float) -> Collection[str]:
         """The slots backing off at ``now`` (wall-clock): not to be re-created yet."""
@@ -133,6 +135,11 @@ class Watch:
                           instance=member.id)
         if slot is None:
             return  # an undeclared logical ID: it is not re-created anyway
+        if slot in self._counted:
+            # Cattle: members that die in the same round (a host lost, 10% killed at once)
+            # are one event, not a loop; a loop is replacements dying round after round.
+            return
+        self._counted.add(slot)
         policy = target.props.health.crash_loop
         self.ledger = crashloop.died(crashloop.for_config(self.ledger, target.sha), slot,
                                      now=self.clock.time(), reason=reason, policy=policy)
