@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The provider extras the tests exercise (libvirt-python builds against libvirt-dev, which
+# system-deps installs first).
+EXTRAS := $(VENV)/.extras
 
 .PHONY: demo test quick lint typecheck unit system-deps bench clean venv
 
@@ -14,11 +17,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Debian packages the tests need: etcd (installed when missing; tests start their own
-# servers on loopback) and setpriv (util-linux, to test permission errors as root).
+$(EXTRAS): $(STAMP) | system-deps
+	$(BIN)/pip install --quiet -e '.[test,libvirt]'
+	touch $(EXTRAS)
+
+# Debian packages the tests need, each installed when missing (the tests start their own
+# servers: etcd on loopback, a private dockerd in its own network namespace, a session
+# libvirtd); setpriv (util-linux) tests permission errors as root.
 system-deps:
 	@sh scripts/etcd.sh >/dev/null
 	@command -v setpriv >/dev/null || (apt-get update -qq && apt-get install -y -qq util-linux)
+	@sh scripts/deps-docker.sh
+	@sh scripts/deps-libvirt.sh
 
 demo: venv
 	$(BIN)/python examples/demo.py
@@ -29,8 +39,9 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv system-deps
-	$(BIN)/pytest -q
+# Every test; a missing engine fails the run instead of skipping its tests.
+unit: venv system-deps $(EXTRAS)
+	INFRAKIT_REQUIRE_ENGINES=1 $(BIN)/pytest -q
 
 test: lint typecheck unit
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import os
 import socket
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from infrakit import errors, processes
 from infrakit.spi import flavor, instance
@@ -275,3 +276,18 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+REQUIRE_ENGINES = "INFRAKIT_REQUIRE_ENGINES"
+"""Set (by ``make test``) when every engine the tests need must be there."""
+
+
+def missing_engine(reason: str) -> NoReturn:
+    """A test's engine (dockerd, libvirtd, QEMU …) is missing: skip it for a developer's run,
+    but fail it where :data:`REQUIRE_ENGINES` is set, so that a run meant to prove the
+    feature never passes by skipping it."""
+    import pytest  # only tests call this; the library does not depend on pytest
+
+    if os.environ.get(REQUIRE_ENGINES):
+        pytest.fail(f"{reason} ({REQUIRE_ENGINES} is set: the engine must be there)")
+    pytest.skip(reason)

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install the Debian packages the docker tests need (tests/plugins/instance/docker), when
+# missing: dockerd and containerd (docker.io), a static busybox to build test images from
+# (busybox-static) and ip/nsenter for the engine's private network namespace (iproute2,
+# util-linux). Idempotent and quiet; used by `make system-deps`. Needs root to install.
+set -eu
+
+missing=""
+command -v dockerd >/dev/null 2>&1 || missing="$missing docker.io"
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd \
+    || missing="$missing busybox-static"
+command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+command -v nsenter >/dev/null 2>&1 || missing="$missing util-linux"
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+    echo "docker tests need:$missing (not root: install them with apt-get)" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+# Quiet unless it fails: then apt's own words say why.
+# shellcheck disable=SC2086  # the list is words on purpose
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing; } \
+        >"$out" 2>&1; then
+    cat "$out" >&2
+    exit 1
+fi
