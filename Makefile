@@ -45,9 +45,9 @@ unit: venv system-deps $(EXTRAS)
 
 test: lint typecheck unit
 
-# The developers' fast subset: every test but those marked slow (see tests/conftest.py).
+# The developers' fast subset: every test but the slow ones and those that start engines.
 quick: venv system-deps
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow and not docker and not libvirt"
 
 bench: venv
 	$(BIN)/python bench/rpc.py

@@ -1,0 +1,101 @@
+"""``infrakit-instance-docker``: the plugin as its own process, with the original's flags.
+
+    infrakit-instance-docker [--name instance-docker] [--log 0-5]
+        [--url unix:///var/run/docker.sock] [--version 1.25] [--retries 5]
+        [--namespace-tags k=v,...] [--notify GROUP]
+
+``--retries`` is accepted for drop-in use and, as in the original, unused (the group
+retries with backoff). ``--notify GROUP`` wakes that group plugin (``Group.Wake``) when a
+member container dies, from the engine's event stream (:mod:`.events`). An engine that is
+down at start is not fatal: calls fail with ``TemporaryError`` until it is up, and the event
+stream connects when it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from infrakit import errors, logs
+from infrakit.plugins import launch
+from infrakit.plugins.instance.docker import engine, events, plugin
+
+log = logging.getLogger(__name__)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The flags; ``UsageError`` for a malformed namespace tag or URL."""
+    parser = argparse.ArgumentParser(prog="infrakit-instance-docker",
+                                     description="Docker container instance plugin")
+    parser.add_argument("--name", default="instance-docker",
+                        help="plugin name, i.e. the socket's file name (default "
+                             "instance-docker)")
+    logs.add_flag(parser)
+    parser.add_argument("--url", default=engine.DEFAULT_URL,
+                        help=f"Docker API endpoint (default {engine.DEFAULT_URL})")
+    parser.add_argument("--version", default=engine.DEFAULT_VERSION,
+                        help=f"Docker API version (default {engine.DEFAULT_VERSION})")
+    parser.add_argument("--retries", type=int, default=5,
+                        help="accepted for compatibility with v0.5; unused")
+    parser.add_argument("--namespace-tags", action="append", default=[], metavar="K=V,...",
+                        help="tags put on every container and required of every one listed")
+    parser.add_argument("--notify", default="", metavar="GROUP",
+                        help="group plugin to wake (Group.Wake) when a member container "
+                             "dies (default: none; polling finds it)")
+    args = parser.parse_args(argv)
+    args.namespace = namespace_tags(args.namespace_tags)
+    return args
+
+
+def namespace_tags(values: list[str]) -> dict[str, str]:
+    """``["a=b,c=d", "e=f"]`` → ``{"a": "b", "c": "d", "e": "f"}``."""
+    tags = {}
+    for value in values:
+        for item in filter(None, value.split(",")):
+            key, sep, text = item.partition("=")
+            if not sep or not key.strip():
+                raise errors.UsageError(f"--namespace-tags: expected key=value, got {item!r}")
+            tags[key.strip()] = text.strip()
+    return tags
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Serve until SIGTERM or SIGINT; with ``--notify``, watch the engine's events too."""
+    from infrakit.rpc import server
+
+    docker = engine.Engine(args.url, version=args.version)
+    served = plugin.Plugin(docker, name=args.name, namespace=args.namespace)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    waker = events.Waker(launch.group_waker(args.notify)) if args.notify else None
+    async with server.Server(args.name, instance=served):
+        watcher = None
+        if waker is not None:
+            watcher = loop.create_task(events.watch(docker, waker, namespace=args.namespace,
+                                                    ignore=served.destroying))
+        try:
+            await stopping.wait()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            if waker is not None:
+                await waker.close()
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Entry point: a start-up failure exits with one line."""
+    try:
+        args = parse(argv)
+        logs.configure(args.log)
+        asyncio.run(serve(args))
+    except errors.InfrakitError as exc:
+        print(f"infrakit-instance-docker: {exc.message}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

@@ -1,0 +1,200 @@
+"""A group of busybox httpd containers end to end: infrakit-group-default (polling once a
+minute), infrakit-instance-docker ``--notify group`` and infrakit-flavor-vanilla as their
+own processes on the private engine, driven by the ``infrakit`` CLI. Healing here can only
+come from the engine's event stream: the group's poll is a minute away."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import privatedocker
+import pytest
+
+from infrakit import errors, testing
+from infrakit.rpc import sockets, sync
+
+pytestmark = pytest.mark.docker
+
+BIN = pathlib.Path(sys.executable).parent
+T = TypeVar("T")
+
+
+class Stack:
+    """The three plugin processes on a private plugins dir, and the CLI."""
+
+    def __init__(self, dockerd: privatedocker.Dockerd) -> None:
+        self.dockerd = dockerd
+        self.sockets = pathlib.Path(tempfile.mkdtemp(prefix="ikg-"))
+        self.env = {**os.environ, "INFRAKIT_PLUGINS_DIR": str(self.sockets),
+                    "INFRAKIT_HOME": str(self.sockets)}
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        for name, argv in (
+                ("instance-docker", ["infrakit-instance-docker", "--url", self.dockerd.url,
+                                     "--notify", "group", "--log", "5"]),
+                ("flavor-vanilla", ["infrakit-flavor-vanilla", "--log", "2"]),
+                ("group", ["infrakit-group-default", "--poll-interval", "1m", "--log", "4"])):
+            with (self.sockets / f"{name}.log").open("ab") as log:
+                self.processes.append(subprocess.Popen(
+                    [str(BIN / argv[0]), *argv[1:]], env=self.env, stdout=log, stderr=log,
+                    stdin=subprocess.DEVNULL))
+            wait_for(lambda n=name: sockets.is_live(self.sockets / n),  # type: ignore[misc]
+                     what=f"{name} listening", timeout=20)
+
+    def close(self) -> None:
+        testing.stop_processes(self.processes, timeout=10)
+        shutil.rmtree(self.sockets, ignore_errors=True)
+
+    def log(self, name: str) -> str:
+        return (self.sockets / f"{name}.log").read_text(errors="replace")[-3000:]
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run([str(BIN / "infrakit"), *args], env=self.env, text=True,
+                              capture_output=True, timeout=120, check=False)
+        assert done.returncode == 0, f"infrakit {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    def commit(self, spec: dict[str, Any]) -> None:
+        path = self.sockets / f"{spec['ID']}-{time.monotonic_ns()}.json"
+        path.write_text("{% raw %}" + json.dumps(spec) + "{% endraw %}")
+        self.cli("group", "commit", str(path))
+
+    def members(self, gid: str) -> tuple[bool, list[dict[str, Any]]]:
+        client = sync.Client(self.sockets / "group", timeout=10.0)
+        found = client.call("Group.DescribeGroup", {"ID": gid})["Description"]
+        return bool(found["Converged"]), list(found["Instances"] or [])
+
+    def running(self, gid: str) -> dict[str, dict[str, Any]]:
+        """The group's containers on the engine (any state), inspected, by short ID."""
+        ids = self.dockerd.containers(f"label=infrakit.group={gid}")
+        if not ids:
+            return {}
+        found = json.loads(self.dockerd.docker("inspect", *ids).stdout)
+        return {c["Id"][:12]: c for c in found}
+
+
+def wait_for(check: Callable[[], T | None], *, what: str, timeout: float = 60.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = check()
+        except errors.InfrakitError:
+            found = None
+        if found is not None and found is not False:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def stack(dockerd: privatedocker.Dockerd) -> Iterator[Stack]:
+    started = Stack(dockerd)
+    try:
+        started.start()
+        yield started
+    finally:
+        for name in ("group", "instance-docker"):  # shown when a test failed
+            print(f"--- {name} log\n{started.log(name)}")
+        started.close()
+        leftovers = dockerd.containers("label=infrakit.instance-docker")
+        if leftovers:
+            dockerd.docker("rm", "-f", "-v", *leftovers)
+
+
+def web(gid: str, version: str, size: int = 3) -> dict[str, Any]:
+    """Members serve ``/version.txt`` (written by the flavor's Init) on a published port."""
+    return {"ID": gid, "Properties": {
+        "Instance": {"Plugin": "instance-docker", "Properties": {
+            "Image": privatedocker.IMAGE, "Command": ["httpd", "-f", "-p", "80", "-h", "/www"],
+            "Ports": ["80"], "StopTimeout": "2s"}},
+        "Flavor": {"Plugin": "flavor-vanilla", "Properties": {
+            "Init": [f"echo {version} > /www/version.txt"]}},
+        "Allocation": {"Size": size},
+        "Update": {"MaxSurge": 1},
+        # Members killed on purpose die young: not a crash loop to back off from here.
+        "Health": {"Interval": "0s", "CrashLoop": {"Threshold": 100}}}}
+
+
+def settled(stack: Stack, gid: str, size: int) -> set[str] | None:
+    """The IDs of ``size`` members, converged, each a running container; else None."""
+    done, members = stack.members(gid)
+    ids = {m["ID"] for m in members}
+    running = stack.running(gid)
+    live = {cid for cid, c in running.items() if c["State"]["Running"]}
+    return ids if done and len(ids) == size and ids == live == set(running) else None
+
+
+def replaced(stack: Stack, gid: str, size: int, old: set[str]) -> set[str] | None:
+    """:func:`settled`, once some member of ``old`` is gone."""
+    ids = settled(stack, gid, size)
+    return ids if ids is not None and ids - old else None
+
+
+def converged(stack: Stack, gid: str, size: int) -> set[str]:
+    return wait_for(lambda: settled(stack, gid, size), what=f"{size} running members of {gid}")
+
+
+def versions(stack: Stack, gid: str) -> list[str | None]:
+    """What each member container serves at /version.txt (through its 127.0.0.1 port)."""
+    served = []
+    for container in stack.running(gid).values():
+        if not container["State"]["Running"]:
+            served.append("(stopped)")  # being replaced
+            continue
+        port = int(container["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
+        answer = stack.dockerd.http_get(port, "/version.txt")
+        served.append(answer.strip() if answer is not None else None)
+    return sorted(served, key=str)
+
+
+def test_a_group_converges_heals_by_event_rolls_and_leaves_nothing(stack: Stack) -> None:
+    stack.commit(web("web", "v1"))
+    first = converged(stack, "web", 3)
+    assert versions(stack, "web") == ["v1"] * 3
+
+    victim = sorted(first)[0]
+    stack.dockerd.docker("kill", victim)
+    healed = wait_for(lambda: replaced(stack, "web", 3, first),
+                      what="the killed member replaced (by the event: the poll is 1m away)")
+    assert victim not in healed and len(healed & first) == 2
+
+    stack.commit(web("web", "v2"))
+    try:
+        wait_for(lambda: versions(stack, "web") == ["v2"] * 3, what="every member on v2")
+    except AssertionError:
+        print(stack.cli("group", "describe", "web"), versions(stack, "web"))
+        raise
+    rolled = converged(stack, "web", 3)
+    assert not rolled & healed
+
+    stack.cli("group", "destroy", "web")
+    wait_for(lambda: stack.dockerd.containers("label=infrakit.group=web") == [],
+             what="no container of web left, running or exited", timeout=30)
+
+
+def test_the_event_stream_survives_an_engine_restart(stack: Stack) -> None:
+    stack.commit(web("phoenix", "v1", size=2))
+    before = converged(stack, "phoenix", 2)
+    stack.dockerd.restart()  # stops every container; the plugin reconnects and wakes the group
+    after = converged(stack, "phoenix", 2)
+    assert not after & before
+    victim = sorted(after)[0]
+    stack.dockerd.docker("kill", victim)
+    healed = wait_for(lambda: replaced(stack, "phoenix", 2, after),
+                      what="a member killed after the restart replaced")
+    assert victim not in healed
+    assert stack.dockerd.containers("label=infrakit.group=phoenix", "status=exited") == []
+    stack.cli("group", "destroy", "phoenix")
+    wait_for(lambda: stack.dockerd.containers("label=infrakit.group=phoenix") == [],
+             what="nothing of phoenix left")
