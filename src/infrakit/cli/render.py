@@ -16,6 +16,7 @@ from typing import Any
 import click
 import yaml
 
+from infrakit import words
 from infrakit.spi import instance
 
 NO_LOGICAL_ID = "  -   "
@@ -117,9 +118,7 @@ def iso(when: Any) -> str:
         return "-"
 
 
-def plural(count: int, noun: str) -> str:
-    """``1 member``, ``2 members``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+plural = words.plural
 
 
 def status(data: Any) -> None:

@@ -27,7 +27,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
-from infrakit import durations, errors, logs
+from infrakit import durations, errors, logs, words
 from infrakit.group import controller, rolling
 from infrakit.rpc import discovery, server
 from infrakit.spi import group, instance, manager
@@ -115,8 +115,9 @@ class Fence:
             held = await self.groups.inspect_groups()
             await self.groups.close()
         if held or acting:
-            log.warning("manager %s is gone or does not lead: stopped %d call(s) in flight "
-                        "and supervising %s (instances stay)", self.manager, len(acting),
+            log.warning("manager %s is gone or does not lead: stopped %s in flight "
+                        "and supervising %s (instances stay)", self.manager,
+                        words.plural(len(acting), "call"),
                         ", ".join(spec.id for spec in held) or "no group")
 
     async def run(self) -> None:

@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from infrakit import durations, errors
+from infrakit import durations, errors, words
 from infrakit.group import clock as clock_
 from infrakit.manager import leader, store
 from infrakit.spi import group, instance
@@ -235,9 +235,9 @@ class Tenure:
         self._phase = "committing"
         await asyncio.gather(*(self._restore(gid) for gid in self.doc.groups))
         while pending := self._still_pending():
-            log.warning("%s: took over %d of %d group(s) so far; not yet %s", self.manager,
-                        len(self.doc.groups) - len(pending), len(self.doc.groups),
-                        ", ".join(sorted(pending)))
+            log.warning("%s: took over %d of %s so far; not yet %s", self.manager,
+                        len(self.doc.groups) - len(pending),
+                        words.plural(len(self.doc.groups), "group"), ", ".join(sorted(pending)))
             await self._retry_later()
             await asyncio.gather(*(self._commit_pending(gid) for gid in self._still_pending()))
         self._complete()
@@ -278,7 +278,7 @@ class Tenure:
         self._phase = "done"
         self.ready.set()
         self.settled.set()
-        log.info("%s: took over %d group(s)", self.manager, self._took_over)
+        log.info("%s: took over %s", self.manager, words.plural(self._took_over, "group"))
 
     async def _restore(self, gid: group.ID) -> None:
         try:
@@ -339,7 +339,7 @@ class Tenure:
 
     def _summary(self, phase: str, *, groups: int, committed: int, next_try: float) -> str:
         if phase == "done":
-            return f"took over {self._took_over} group(s)"
+            return f"took over {words.plural(self._took_over, 'group')}"
         if phase == "waiting":
             return "taking over: waiting for the previous leader's backend to stop"
         if not self.loaded:
