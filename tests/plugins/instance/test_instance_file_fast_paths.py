@@ -68,7 +68,7 @@ async def test_fast_calls_run_on_the_loop_and_slow_ones_in_threads(
 
     await dispatch.invoke(plugin.provision, instance.Spec(tags=WEB))  # the server's way
     for _ in range(30):
-        await plugin.run_sync(work, 0.002)  # each costs 2 ms of CPU: 4x SLOW_CALL
+        await plugin.run_sync(work, file.SLOW_CALL * 4)  # each costs 4x SLOW_CALL of CPU
     assert seen[0] is True and seen[-1] is False
     for _ in range(60):
         await plugin.run_sync(work, 0.0)
