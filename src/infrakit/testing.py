@@ -269,6 +269,24 @@ def wait_until(condition: Callable[[], bool], *, timeout: float = 10.0) -> bool:
     return True
 
 
+def wait_for(check: Callable[[], T | None], *, what: str, timeout: float = 60.0,
+             pause: float = 0.05) -> T:
+    """Call ``check`` every ``pause`` seconds until it returns something other than ``None``
+    or ``False`` (an :class:`errors.InfrakitError`, a plugin not answering yet, counts as not
+    yet) and return that; ``AssertionError`` naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = check()
+        except errors.InfrakitError:
+            found = None
+        if found is not None and found is not False:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(pause)
+
+
 def free_port() -> int:
     """A loopback TCP port nothing listens on now (bound, then released): a closed port for a
     probe to fail on, or one a test's server may take."""

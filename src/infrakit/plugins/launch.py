@@ -18,9 +18,11 @@ log = logging.getLogger(__name__)
 
 
 def parse(argv: list[str] | None, *, prog: str, description: str, default_name: str,
-          state: bool = False, notify: bool = False) -> argparse.Namespace:
-    """Parse a plugin's flags (``--name``, ``--log``, and ``--dir`` when it keeps ``state``),
-    then configure logging; ``args.dir`` defaults to :func:`state_dir` of ``default_name``."""
+          state: bool = False, notify: bool = False,
+          flags: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """Parse a plugin's flags (``--name``, ``--log``, ``--dir`` when it keeps ``state``,
+    ``--notify GROUP`` when it can wake one, and what ``flags`` adds of its own), then
+    configure logging; ``args.dir`` defaults to :func:`state_dir` of ``default_name``."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--name", default=default_name,
                         help=f"plugin name, i.e. the socket's file name (default {default_name})")
@@ -33,6 +35,8 @@ def parse(argv: list[str] | None, *, prog: str, description: str, default_name: 
         parser.add_argument("--notify", default="", metavar="GROUP",
                             help="group plugin to wake (Group.Wake) when an instance changes "
                                  "on its own (default: none; polling finds it)")
+    if flags is not None:
+        flags(parser)
     args = parser.parse_args(argv)
     logs.configure(args.log)
     return args

@@ -13,14 +13,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import privatedocker
 import pytest
 
-from infrakit import errors, testing
+from infrakit import testing
 from infrakit.rpc import sockets, sync
+from infrakit.testing import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -83,18 +84,6 @@ class Stack:
         return {c["Id"][:12]: c for c in found}
 
 
-def wait_for(check: Callable[[], T | None], *, what: str, timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-        except errors.InfrakitError:
-            found = None
-        if found is not None and found is not False:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

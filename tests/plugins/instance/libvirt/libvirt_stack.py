@@ -14,7 +14,6 @@ import contextlib
 import pathlib
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Collection, Iterator
@@ -23,7 +22,7 @@ from typing import Any, TypeVar
 import libvirt_session
 from libvirt_guest import Guest
 
-from infrakit import errors, testing
+from infrakit import testing
 from infrakit.rpc import sockets, sync
 
 BIN = pathlib.Path(sys.executable).parent
@@ -84,21 +83,6 @@ def running(session: libvirt_session.Session, name: str, *, poll: str) -> Iterat
         stack.stop()
 
 
-def wait_for(check: Callable[[], T | None], *, what: str, timeout: float = 180.0,
-             pause: float = 0.25) -> T:
-    """Call ``check`` every ``pause`` seconds until it returns something other than
-    ``None``/``False`` (an RPC error counts as not yet); return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-        except errors.InfrakitError:
-            found = None
-        if found is not None and found is not False:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(pause)
 
 
 def vms(gid: str, guest: Guest, *, size: int, version: str) -> dict[str, Any]:
@@ -136,3 +120,8 @@ def serving(stack: Stack, gid: str, size: int, version: str, *, without: Collect
             return None
         return found
     return check
+
+
+def wait_for(check: Callable[[], T | None], *, what: str, timeout: float = 180.0) -> T:
+    """:func:`infrakit.testing.wait_for` at a guest's pace (boots take seconds under TCG)."""
+    return testing.wait_for(check, what=what, timeout=timeout, pause=0.25)

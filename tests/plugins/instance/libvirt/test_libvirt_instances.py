@@ -13,7 +13,6 @@ import pathlib
 import secrets
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -23,7 +22,7 @@ import libvirt_session
 import pytest
 from libvirt_guest import Guest
 
-from infrakit import errors
+from infrakit import errors, testing
 from infrakit.rpc import sync
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
@@ -33,14 +32,7 @@ FORWARD = "libvirt.forward.tcp.80"
 
 
 def wait_for(check: Callable[[], T | None], *, what: str, timeout: float = 90.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found is not None and found is not False:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.2)
+    return testing.wait_for(check, what=what, timeout=timeout, pause=0.2)
 
 
 def fetch(target: str, path: str = "/") -> str | None:

@@ -20,7 +20,7 @@ import logging
 import signal
 import sys
 
-from infrakit import errors, logs
+from infrakit import errors
 from infrakit.plugins import launch
 from infrakit.plugins.instance.docker import engine, events, plugin
 
@@ -28,25 +28,22 @@ log = logging.getLogger(__name__)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    """The flags; ``UsageError`` for a malformed namespace tag or URL."""
-    parser = argparse.ArgumentParser(prog="infrakit-instance-docker",
-                                     description="Docker container instance plugin")
-    parser.add_argument("--name", default="instance-docker",
-                        help="plugin name, i.e. the socket's file name (default "
-                             "instance-docker)")
-    logs.add_flag(parser)
-    parser.add_argument("--url", default=engine.DEFAULT_URL,
-                        help=f"Docker API endpoint (default {engine.DEFAULT_URL})")
-    parser.add_argument("--version", default=engine.DEFAULT_VERSION,
-                        help=f"Docker API version (default {engine.DEFAULT_VERSION})")
-    parser.add_argument("--retries", type=int, default=5,
-                        help="accepted for compatibility with v0.5; unused")
-    parser.add_argument("--namespace-tags", action="append", default=[], metavar="K=V,...",
-                        help="tags put on every container and required of every one listed")
-    parser.add_argument("--notify", default="", metavar="GROUP",
-                        help="group plugin to wake (Group.Wake) when a member container "
-                             "dies (default: none; polling finds it)")
-    args = parser.parse_args(argv)
+    """The flags (logging set up from ``--log``); ``UsageError`` for a malformed namespace
+    tag."""
+    def own(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--url", default=engine.DEFAULT_URL,
+                            help=f"Docker API endpoint (default {engine.DEFAULT_URL})")
+        parser.add_argument("--version", default=engine.DEFAULT_VERSION,
+                            help=f"Docker API version (default {engine.DEFAULT_VERSION})")
+        parser.add_argument("--retries", type=int, default=5,
+                            help="accepted for compatibility with v0.5; unused")
+        parser.add_argument("--namespace-tags", action="append", default=[],
+                            metavar="K=V,...",
+                            help="tags put on every container and required of every one listed")
+
+    args = launch.parse(argv, prog="infrakit-instance-docker",
+                        description="Docker container instance plugin",
+                        default_name="instance-docker", notify=True, flags=own)
     args.namespace = namespace_tags(args.namespace_tags)
     return args
 
@@ -94,7 +91,6 @@ def run(argv: list[str] | None = None) -> None:
     """Entry point: a start-up failure exits with one line."""
     try:
         args = parse(argv)
-        logs.configure(args.log)
         asyncio.run(serve(args))
     except errors.InfrakitError as exc:
         print(f"infrakit-instance-docker: {exc.message}", file=sys.stderr)

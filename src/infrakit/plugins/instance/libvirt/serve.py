@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 
-from infrakit import logs
 from infrakit.plugins import launch
 from infrakit.plugins.instance.libvirt import plugin
 
@@ -22,22 +21,13 @@ NAME = "instance-libvirt"
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The flags, parsed; logging is set up from ``--log``."""
-    parser = argparse.ArgumentParser(prog="infrakit-instance-libvirt",
-                                     description="Virtual machines through libvirt")
-    parser.add_argument("--name", default=NAME,
-                        help=f"plugin name, i.e. the socket's file name (default {NAME})")
-    logs.add_flag(parser)
-    parser.add_argument("--uri", default=plugin.DEFAULT_URI,
-                        help=f"libvirt connection URI (default {plugin.DEFAULT_URI})")
-    parser.add_argument("--dir", default=launch.state_dir(NAME),
-                        help=f"instances' files (default $INFRAKIT_HOME/{NAME} or "
-                             f"~/.infrakit/{NAME})")
-    parser.add_argument("--notify", default="", metavar="GROUP",
-                        help="group plugin to wake (Group.Wake) when a guest stops on its own "
-                             "(default: none; polling finds it)")
-    args = parser.parse_args(argv)
-    logs.configure(args.log)
-    return args
+    def own(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--uri", default=plugin.DEFAULT_URI,
+                            help=f"libvirt connection URI (default {plugin.DEFAULT_URI})")
+
+    return launch.parse(argv, prog="infrakit-instance-libvirt",
+                        description="Virtual machines through libvirt", default_name=NAME,
+                        state=True, notify=True, flags=own)
 
 
 def run(argv: list[str] | None = None) -> None:
