@@ -296,6 +296,17 @@ def free_port() -> int:
     return port
 
 
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports nothing listens on now (a port released and handed
+    out twice is skipped)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
 REQUIRE_ENGINES = "INFRAKIT_REQUIRE_ENGINES"
 """Set (by ``make test``) when every engine the tests need must be there."""
 

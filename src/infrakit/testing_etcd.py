@@ -23,7 +23,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -51,23 +50,6 @@ def etcd_binary() -> str:
         "install Debian's etcd-server package (`make test` does this), or set ETCD_BIN")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports (a port freed and handed out twice is skipped)."""
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
 class EtcdProcess:
     """One etcd member on loopback; ``start``/``stop``/``restart`` by pid.
 
@@ -81,8 +63,8 @@ class EtcdProcess:
         self.data_dir = data_dir
         self.binary = binary or etcd_binary()
         self.name = name
-        self.client_port = client_port or free_port()
-        self.peer_port = peer_port or free_port()
+        self.client_port = client_port or testing.free_port()
+        self.peer_port = peer_port or testing.free_port()
         self.url = f"http://127.0.0.1:{self.client_port}"
         self.peer_url = f"http://127.0.0.1:{self.peer_port}"
         self.initial_cluster = f"{name}={self.peer_url}"
@@ -211,7 +193,7 @@ class EtcdCluster:
             raise errors.InvalidError(f"size: expected 1 or more members, got {size}",
                                       field="size")
         binary = binary or etcd_binary()
-        ports = free_ports(2 * size)
+        ports = testing.free_ports(2 * size)
         self.members = [
             EtcdProcess(root / f"m{i}", binary=binary, name=f"m{i}", client_port=ports[2 * i],
                         peer_port=ports[2 * i + 1], flags=flags)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infrakit import errors, testing_etcd
+from infrakit import errors, testing, testing_etcd
 from infrakit.manager import etcd
 
 
@@ -100,7 +100,7 @@ async def test_watch_ends_unavailable_when_the_member_goes(
 
 async def test_a_dead_endpoint_is_skipped_for_a_live_one(
         etcd_member: testing_etcd.EtcdProcess, prefix: str) -> None:
-    dead = f"http://127.0.0.1:{testing_etcd.free_port()}"
+    dead = f"http://127.0.0.1:{testing.free_port()}"
     async with etcd.Client([dead, etcd_member.url]) as client:
         await client.put(prefix + "k", b"v")
         assert await client.get(prefix + "k") is not None
@@ -196,7 +196,7 @@ async def test_a_watch_moves_on_from_a_hung_member(
 
 
 async def test_every_member_failing_is_named_and_a_last_timeout_is_a_timeout(hung: Hung) -> None:
-    refused = f"http://127.0.0.1:{testing_etcd.free_port()}"
+    refused = f"http://127.0.0.1:{testing.free_port()}"
     async with etcd.Client([refused, hung.url], timeout=0.3) as client:
         with pytest.raises(errors.CallTimeout) as caught:
             await client.get("k")

@@ -10,7 +10,6 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 from local_cluster import until
 
-from infrakit import processes
+from infrakit import processes, testing
 from infrakit.cli import main
 from infrakit.rpc import sockets
 
@@ -176,17 +175,6 @@ async def test_up_starts_commits_heals_restarts_and_stops_everything_on_sigint(
     assert stored["Groups"]["workers"]["Properties"]["Properties"]["Allocation"] == {"Size": 4}
 
 
-def free_ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
 def fetch(port: int) -> str:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as answer:
@@ -197,7 +185,7 @@ def fetch(port: int) -> str:
 
 async def test_the_example_runs_three_web_servers_that_outlive_up(
         home: pathlib.Path, running: list[Up]) -> None:
-    ports = free_ports(3)
+    ports = testing.free_ports(3)
     up = await start_up(home, EXAMPLE, PORTS=",".join(map(str, ports)))
     running.append(up)
     servers: list[int] = []

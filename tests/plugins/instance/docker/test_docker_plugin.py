@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from typing import Any
 
 import privatedocker
 import pytest
 
-from infrakit import errors
+from infrakit import errors, testing
 from infrakit.plugins.instance.docker import engine, plugin
 from infrakit.spi import instance
 
@@ -31,13 +30,6 @@ def spec(properties: dict[str, Any], *, tags: dict[str, str] | None = None, init
 def inspect(dockerd: privatedocker.Dockerd, container: str) -> dict[str, Any]:
     found: dict[str, Any] = json.loads(dockerd.docker("inspect", container).stdout)[0]
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Counting(engine.Engine):
@@ -119,7 +111,7 @@ async def test_init_alone_is_the_process_and_the_image_command_runs_after_init(
 
 async def test_our_layout_reaches_the_engine(docker: plugin.Plugin,
                                              dockerd: privatedocker.Dockerd) -> None:
-    port = free_port()
+    port = testing.free_port()
     iid = await docker.provision(spec({
         "Image": IMAGE, "Command": HTTPD, "Env": {"MODE": "web"},
         "Ports": [f"{port}:80"], "Mounts": [{"Type": "tmpfs", "Target": "/scratch"}],
@@ -250,7 +242,7 @@ async def test_an_unknown_image_names_the_container_and_leaves_nothing(
 
 async def test_a_port_in_use_is_temporary_and_leaves_nothing(
         docker: plugin.Plugin, dockerd: privatedocker.Dockerd) -> None:
-    port = free_port()
+    port = testing.free_port()
     first = await docker.provision(spec({"Image": IMAGE, "Command": HTTPD,
                                          "Ports": [f"{port}:80"]}))
     with pytest.raises(errors.TemporaryError, match=r"container web-2: cannot start: .*"
