@@ -226,7 +226,10 @@ def kill_spawned(process: subprocess.Popen[Any], *, child: int | None) -> None:
 
 def _session_empty(session: int, reap: Callable[[], None]) -> bool:
     reap()
-    return not session_members(session)
+    if session_members(session):
+        return False
+    reap()  # the leader may have turned zombie between the first reap and the look
+    return True
 
 
 def _wait_until(condition: Callable[[], bool], *, timeout: float) -> bool:
