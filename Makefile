@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(EXTRAS): $(STAMP) | system-deps
-	$(BIN)/pip install --quiet -e '.[test,libvirt]'
+	$(BIN)/pip install --quiet -e '.[test,libvirt,aws,terraform,zookeeper,mariadb]'
 	touch $(EXTRAS)
 
 # Debian packages the tests need, each installed when missing (the tests start their own
@@ -29,6 +29,7 @@ system-deps:
 	@command -v setpriv >/dev/null || (apt-get update -qq && apt-get install -y -qq util-linux)
 	@sh scripts/deps-docker.sh
 	@sh scripts/deps-libvirt.sh
+	@sh scripts/deps-apps.sh
 
 demo: venv
 	$(BIN)/python examples/demo.py

@@ -20,6 +20,13 @@ SLOW = {
     "tests/manager/test_etcd": "real etcd servers (one member, then a cluster)",
     "tests/manager/test_leader_etcd.py": "elections on a real etcd, leaders killed",
     "tests/manager/test_store_etcd.py": "a real etcd server",
+    "tests/plugins/instance/aws/": "a real moto_server, plugin processes",
+    "tests/plugins/instance/terraform/": "real terraform applies",
+    "tests/plugins/instance/vagrant/": "real vagrant on a private dockerd",
+    "tests/plugins/flavor/zookeeper/": "real ZooKeeper ensembles",
+    "tests/plugins/flavor/etcd/": "real etcd clusters as group members",
+    "tests/plugins/flavor/mariadb/": "real MariaDB primaries and replicas",
+    "tests/e2e/image/": "the project's image on a private dockerd",
 }
 """Tests marked ``slow`` by where they are (``make quick`` leaves them out), and why."""
 

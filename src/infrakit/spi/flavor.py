@@ -78,6 +78,35 @@ class Judge(Protocol):
         """Flavor.Healthy's verdict on one instance, with the probe's reason."""
 
 
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """(ext) A flavor's answer to "may this member be removed or replaced now?"."""
+
+    allowed: bool = True
+    """Whether the group may destroy the member now."""
+    reason: str = ""
+    """Why not, in the application's words, e.g. ``replacing zk-2 would leave 1 of 3 voting
+    members``; ``""`` when allowed."""
+
+
+class Gatekeeper(Protocol):
+    """(ext) A flavor that knows its application well enough to say "not now" and "the leader
+    last": the optional methods beside ``healthy``. The group asks ``can_remove`` before every
+    voluntary destroy (scale-in, rolling update, unhealthy replacement) and replaces members in
+    ``order``. Members that are already gone are replaced without asking. Over RPC these are
+    ``Flavor.CanRemove`` and ``Flavor.Order``; a v0.5 flavor answers neither (method not found),
+    which reads as "allowed" and "any order"."""
+
+    async def can_remove(self, properties: Any, inst: instance.Description,
+                         members: list[instance.Description]) -> Removal:
+        """Whether ``inst`` may go now, given all the group's ``members`` (``inst`` among them)."""
+
+    async def order(self, properties: Any,
+                    members: list[instance.Description]) -> list[instance.ID]:
+        """The IDs of ``members`` in the order they should be replaced (the leader last).
+        Members left out are replaced first, in the group's own order."""
+
+
 class ValidateRequest(Wire):
     type: str = ""
     """The sub-object addressed."""
@@ -126,3 +155,43 @@ class HealthyResponse(Wire):
     reason: str | None = omit_if_none()
     """(ext) What the probe said (``connection refused``, ``exec 'check.sh' exited 1: ...``);
     left out when it said nothing; v0.5 peers ignore it."""
+
+
+class CanRemoveRequest(Wire):
+    """(ext) Params of Flavor.CanRemove."""
+
+    type: str = ""
+    """The sub-object addressed."""
+    properties: Any = None
+    """The flavor's properties."""
+    instance: instance.Description
+    """The member the group wants to destroy."""
+    members: list[instance.Description] = Field(default_factory=list)
+    """Every member of the group as the instance plugin describes it now."""
+
+
+class CanRemoveResponse(Wire):
+    type: str = ""
+    """Echo of the request's type."""
+    allowed: bool = True
+    """Whether the member may go now."""
+    reason: str | None = omit_if_none()
+    """Why not; left out when allowed."""
+
+
+class OrderRequest(Wire):
+    """(ext) Params of Flavor.Order."""
+
+    type: str = ""
+    """The sub-object addressed."""
+    properties: Any = None
+    """The flavor's properties."""
+    instances: list[instance.Description] = Field(default_factory=list)
+    """The members to order."""
+
+
+class OrderResponse(Wire):
+    type: str = ""
+    """Echo of the request's type."""
+    ids: list[instance.ID] = Field(default_factory=list)
+    """The members' IDs in the order they should be replaced (the leader last)."""
