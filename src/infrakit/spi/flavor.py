@@ -164,10 +164,10 @@ class CanRemoveRequest(Wire):
     """The sub-object addressed."""
     properties: Any = None
     """The flavor's properties."""
-    instance: instance.Description
-    """The member the group wants to destroy."""
     members: list[instance.Description] = Field(default_factory=list)
     """Every member of the group as the instance plugin describes it now."""
+    instance: instance.Description
+    """The member the group wants to destroy."""
 
 
 class CanRemoveResponse(Wire):
