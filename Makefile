@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # system-deps installs first).
 EXTRAS := $(VENV)/.extras
 
-.PHONY: demo test quick lint typecheck unit system-deps bench clean venv
+.PHONY: demo test quick lint typecheck unit system-deps bench clean venv image
 
 venv: $(STAMP)
 
@@ -49,6 +49,11 @@ test: lint typecheck unit
 # The developers' fast subset: every test but the slow ones and those that start engines.
 quick: venv system-deps
 	$(BIN)/pytest -q -m "not slow and not docker and not libvirt"
+
+# The project as an image on the local Docker engine (DOCKER_HOST), from Debian packages and
+# our wheel; nothing is pulled. IMAGE=name:tag to choose the tag.
+image: venv
+	@IMAGE=$(IMAGE) PYTHON=$(BIN)/python sh scripts/build-image.sh
 
 bench: venv
 	$(BIN)/python bench/rpc.py

@@ -26,7 +26,7 @@ SLOW = {
     "tests/plugins/flavor/zookeeper/": "real ZooKeeper ensembles",
     "tests/plugins/flavor/etcd/": "real etcd clusters as group members",
     "tests/plugins/flavor/mariadb/": "real MariaDB primaries and replicas",
-    "tests/e2e/image/": "the project's image on a private dockerd",
+    "tests/plugins/instance/docker/test_image.py": "`make image` on a private dockerd",
 }
 """Tests marked ``slow`` by where they are (``make quick`` leaves them out), and why."""
 
