@@ -93,7 +93,16 @@ class Record(Wire):
 
 
 class Plugin:
-    """An instance plugin over local processes (methods are sync and thread-safe)."""
+    """An instance plugin over local processes (methods are sync and thread-safe).
+
+    A subclass runs instances some other way through two hooks: :meth:`_launch` (the argv
+    that starts an instance, and its spec as recorded) and :meth:`_release` (after an
+    instance is gone); ``properties_type`` may extend :class:`Properties`."""
+
+    kind = "instance-process"
+    """The plugin's kind, in messages."""
+    properties_type: type[Properties] = Properties
+    """The instance Properties it reads."""
 
     def __init__(self, directory: str | os.PathLike[str], *,
                  on_change: Callable[[], None] | None = None) -> None:
@@ -117,13 +126,13 @@ class Plugin:
         self._watcher.close()
 
     def validate(self, properties: Any) -> None:
-        _check(_parse(properties))
+        _check(self._parse(properties))
 
     def provision(self, spec: instance.Spec) -> instance.ID:
-        wanted = _check(_parse(spec.properties))
+        wanted = _check(self._parse(spec.properties))
         if not spec.init.strip():
             raise errors.InvalidError(
-                "Spec.Init: empty; instance-process runs the init script as the instance",
+                f"Spec.Init: empty; {self.kind} runs the init script as the instance",
                 field="Spec.Init",
             )
         with self._lock:
@@ -153,7 +162,7 @@ class Plugin:
             running = self._running(record)
         try:
             if running:
-                timeout = _parse(record.properties).stop_timeout
+                timeout = self._parse(record.properties).stop_timeout
                 clean = processes.stop_session(record.pid, timeout=timeout,
                                                reap=lambda: _reap(record.pid))
                 log.info("destroyed %s (pid %d)%s", instance, record.pid,
@@ -180,20 +189,31 @@ class Plugin:
 
     # -- processes ----------------------------------------------------------------------
 
+    def _launch(self, iid: instance.ID, spec: instance.Spec,
+                wanted: Properties) -> tuple[list[str], instance.Spec]:
+        """The argv that starts instance ``iid``, and its spec as it is recorded."""
+        return ["/bin/sh", "-c", spec.init], spec
+
+    def _release(self, record: Record) -> None:
+        """Called once ``record``'s instance is gone and its session killed."""
+
     def _start(self, iid: instance.ID, spec: instance.Spec, wanted: Properties) -> Record:
+        argv, spec = self._launch(iid, spec, wanted)
         variables = environment.for_instance(iid, logical_id=spec.logical_id, tags=spec.tags)
         with open(self._dir / f"{iid}.log", "ab") as output, _CHILDREN_LOCK:
             try:
                 child = subprocess.Popen(
-                    ["/bin/sh", "-c", spec.init], stdin=subprocess.DEVNULL, stdout=output,
+                    argv, stdin=subprocess.DEVNULL, stdout=output,
                     stderr=subprocess.STDOUT, cwd=wanted.cwd, start_new_session=True,
                     env={**os.environ, **(wanted.env or {}), **variables},
                 )
             except FileNotFoundError as exc:
+                self._release_started(iid, spec)
                 raise errors.InvalidError(f"Properties.Cwd: {exc.strerror}: {wanted.cwd}",
                                           field="Properties.Cwd") from None
             except OSError as exc:
-                raise errors.PermanentError(f"cannot start /bin/sh: {exc}") from None
+                self._release_started(iid, spec)
+                raise errors.PermanentError(f"cannot start {argv[0]}: {exc}") from None
             _CHILDREN[child.pid] = child
         # Our unreaped child cannot vanish from /proc: its stat is there, zombie or not.
         info = processes.stat(child.pid)
@@ -240,9 +260,19 @@ class Plugin:
         _reap(record.pid)
         self._watcher.unwatch(record.id)
         self._records.pop(record.id, None)
+        self._release(record)
         (self._dir / f"{record.id}.json").unlink(missing_ok=True)
         if not keep_log:
             (self._dir / f"{record.id}.log").unlink(missing_ok=True)
+
+    def _release_started(self, iid: instance.ID, spec: instance.Spec) -> None:
+        """Undo :meth:`_launch` for an instance whose process could not start."""
+        self._release(Record(id=iid, logical_id=spec.logical_id, tags=spec.tags, pid=0,
+                             start_time=0, boot_id=self._boot, started=time.time(),
+                             init=spec.init, properties=spec.properties))
+
+    def _parse(self, raw: Any) -> Properties:
+        return properties.parse(self.properties_type, raw)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -290,10 +320,6 @@ class Plugin:
                        "Properties": record.properties}
         return instance.Description(id=record.id, logical_id=record.logical_id,
                                     tags=dict(record.tags), properties=details)
-
-
-def _parse(raw: Any) -> Properties:
-    return properties.parse(Properties, raw)
 
 
 def _check(wanted: Properties) -> Properties:
