@@ -1,7 +1,8 @@
 """Fakes for plugin authors and our own tests: in-memory plugins and a clock you advance.
 
 ``FakeInstancePlugin`` and ``FakeFlavorPlugin`` implement the spi Protocols in memory,
-count their calls and can be told to fail; ``FakeClock`` is monotonic time that moves
+count their calls and can be told to fail (``FakeGatekeeper`` is a flavor that can also
+say "not now" and give a replacement order); ``FakeClock`` is monotonic time that moves
 only when a test advances it, so loops with timeouts and polls run exactly and fast::
 
     clock = FakeClock()
@@ -249,6 +250,50 @@ class FakeFlavorPlugin:
         if failing is True or (isinstance(failing, set) and inst.id in failing):
             raise errors.TemporaryError(f"fake drain failure of {inst.id}")
         self.drained.append(inst.id)
+
+
+class FakeGatekeeper(FakeFlavorPlugin):
+    """A :class:`FakeFlavorPlugin` that can also say "not now" and give a replacement order
+    (the optional :class:`infrakit.spi.flavor.Gatekeeper` methods)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.refuse: dict[str, str] = {}
+        """Members that may not go now, with the reason given."""
+        self.rule: Callable[[instance.Description, list[instance.Description]],
+                            flavor.Removal] | None = None
+        """When set, decides ``can_remove`` (instead of ``refuse``)."""
+        self.replace_order: list[str] = []
+        """What ``order`` answers (only the IDs among the members it is given)."""
+        self.fail: Exception | None = None
+        """When set, ``can_remove`` and ``order`` raise it."""
+        self.hang = False
+        """When true, ``can_remove`` and ``order`` never answer."""
+        self.asked: list[tuple[str, list[str]]] = []
+        """Every ``can_remove``: the member asked about and the members given, in order."""
+
+    async def can_remove(self, properties: Any, inst: instance.Description,
+                         members: list[instance.Description]) -> flavor.Removal:
+        self.calls["can_remove"] += 1
+        self.asked.append((inst.id, [m.id for m in members]))
+        await self._misbehave()
+        if self.rule is not None:
+            return self.rule(inst, members)
+        reason = self.refuse.get(inst.id)
+        return flavor.Removal(allowed=reason is None, reason=reason or "")
+
+    async def order(self, properties: Any,
+                    members: list[instance.Description]) -> list[instance.ID]:
+        self.calls["order"] += 1
+        await self._misbehave()
+        present = {m.id for m in members}
+        return [instance.ID(iid) for iid in self.replace_order if iid in present]
+
+    async def _misbehave(self) -> None:
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.fail is not None:
+            raise self.fail
 
 
 def stop_processes(started: Iterable[subprocess.Popen[Any]], *,

@@ -123,7 +123,8 @@ plural = words.plural
 
 def status(data: Any) -> None:
     """A group's (ext) Status under its members: the phase and its reason, the counts, the
-    rolling update, the member table and the recent actions (older peers send less: what
+    rolling update, the members whose removal waits on their flavor (and why), the member
+    table and the recent actions (older peers send less: what
     is missing is left out)."""
     if not isinstance(data, dict) or "Phase" not in data:
         return
@@ -139,6 +140,10 @@ def status(data: Any) -> None:
         state = "paused" if update.get("Paused") else "in flight"
         click.echo(f"UPDATE  to {update.get('Target', '?')}: {state}, "
                    f"{len(update.get('Done') or [])} replaced")
+    waiting = data.get("Waiting")
+    if isinstance(waiting, dict):  # (ext) removals the flavor said not now to
+        for iid, why in sorted(waiting.items()):
+            click.echo(f"WAITING {iid}: {why}")
     members = [each for each in data.get("Instances") or [] if isinstance(each, dict)]
     if members:
         click.echo("")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from infrakit import durations
 from infrakit.group import (
     crashloop,
+    gate,
     health,
     membership,
     ordering,
@@ -46,6 +47,9 @@ class View:
     """Removals in flight."""
     book: health.Book = field(default_factory=health.Book)
     """Health verdicts."""
+    order: Sequence[str] = ()
+    """(ext) The flavor's replacement order of the members (Flavor.Order; the leader last):
+    a rolling update replaces those it leaves out first, then those it names, in turn."""
 
 
 @dataclass(slots=True)
@@ -204,7 +208,7 @@ def _roll(target: Target, members: list[instance.Description], view: View,
           decision: Decision, update: rolling.UpdateState, *, size: int,
           pace: rolling.Pace) -> None:
     old = [m for m in members if not tags.is_current(m, target.sha)]
-    replaceable = _removal_order(target, old, view)
+    replaceable = gate.ordered(_removal_order(target, old, view), view.order)
     done = set(update.done)
     total = len(members) + len(view.pending)
     step = rolling.step(

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from infrakit import durations
-from infrakit.group import crashloop, decide, health, inflight, rolling, tags
+from infrakit.group import crashloop, decide, gate, health, inflight, rolling, tags
 from infrakit.group.status import Counts, Phase
 from infrakit.group.target import Target
 from infrakit.spi import flavor, instance
@@ -63,6 +63,8 @@ class Facts:
     """Why the last reconcile failed, if it did."""
     destroying: bool = False
     """DestroyGroup is removing every member."""
+    waiting: Mapping[str, str] = field(default_factory=dict)
+    """(ext) Members a decided removal waits on (their flavor said not now), with why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,8 @@ def _phase(facts: Facts, found: Counts) -> tuple[Phase, str]:
         return Phase.ABORTED, update.reason
     if decided is None:
         return Phase.CONVERGING, "planning the committed spec"
+    if facts.waiting and decided[0] is not Phase.CONVERGED:
+        return decided[0], f"{decided[1]}; {gate.explain(facts.waiting, named=NAMED)}"
     return decided
 
 

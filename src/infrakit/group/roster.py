@@ -67,15 +67,17 @@ def rows(*, members: Mapping[str, instance.Description],
          removing: Iterable[instance.Description],
          creating: Iterable[instance.LogicalID | None], first_seen: Mapping[str, float],
          book: health.Book, probed: bool, versions: Mapping[str, str], clocks: Clocks,
-         limit: int = LIST_MEMBERS) -> Rows:
+         waiting: Mapping[str, str] | None = None, limit: int = LIST_MEMBERS) -> Rows:
     """Every member (``running``, then ``removing``) by ID up to ``limit``, then the
     creations in flight (``creating``)."""
     found = [(m, "running") for m in members.values()]
     found += [(m, "removing") for m in removing]
     found.sort(key=lambda pair: pair[0].id)
     shown = found[:limit]
+    waits = waiting or {}
     listed = [_row(m, state, first_seen=first_seen, book=book, probed=probed,
-                   versions=versions, clocks=clocks) for m, state in shown]
+                   versions=versions, clocks=clocks, waiting=waits.get(m.id))
+              for m, state in shown]
     listed += [Member(logical_id=lid, state="creating", transition="creating")
                for lid in creating]
     return Rows(members=listed, more=len(found) - len(shown))
@@ -83,7 +85,7 @@ def rows(*, members: Mapping[str, instance.Description],
 
 def _row(member: instance.Description, state: str, *, first_seen: Mapping[str, float],
          book: health.Book, probed: bool, versions: Mapping[str, str],
-         clocks: Clocks) -> Member:
+         clocks: Clocks, waiting: str | None = None) -> Member:
     seen = first_seen.get(member.id)
     created = clocks.wall_of(seen) if seen is not None else None
     verdict, since = book.verdict(member.id), book.since(member.id)
@@ -95,4 +97,4 @@ def _row(member: instance.Description, state: str, *, first_seen: Mapping[str, f
     return Member(id=member.id, logical_id=member.logical_id, state=state,
                   health=verdict.name.title() if probed else "", created=created,
                   config=short(sha), version=versions.get(sha), transition=transition,
-                  since=when)
+                  since=when, waiting=waiting)

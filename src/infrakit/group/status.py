@@ -16,7 +16,7 @@ from pydantic import Field
 
 from infrakit.group import clock, rolling
 from infrakit.spi import group
-from infrakit.spi.wire import Wire
+from infrakit.spi.wire import Wire, omit_if_none
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ class Action(Wire):
     kind: str
     """``created``, ``destroyed``, ``replaced``, ``adopted``, ``holding``, ``paused``,
     ``resumed``, ``aborted``, ``provision-failed``, ``drain-failed``, ``destroy-failed``,
-    ``died-young``, ``crash-loop``, ``recovered``, ``error``."""
+    ``died-young``, ``crash-loop``, ``recovered``, ``waiting`` (the flavor said not now),
+    ``error``."""
     message: str
     """The sentence, with its reason."""
     instance: str | None = None
@@ -113,6 +114,9 @@ class Member(Wire):
     """Its last transition: ``created``, ``listed``, ``became Healthy``, ..."""
     since: float | None = None
     """When that transition happened (seconds since the epoch)."""
+    waiting: str | None = omit_if_none()
+    """(ext) Why its removal waits: its flavor said not now (Flavor.CanRemove), e.g.
+    ``replacing zk-2 would leave 1 of 3 voting members``; left out when it does not wait."""
 
 
 class Status(Wire):
@@ -147,6 +151,10 @@ class Status(Wire):
     """Members left out of ``instances`` (a huge group)."""
     actions: list[Action] = Field(default_factory=list)
     """Recent actions, oldest first."""
+    waiting: dict[str, str] | None = omit_if_none()
+    """(ext) Members the group wants to remove (scale-in, rolling update, unhealthy,
+    duplicate) but whose flavor said not now (Flavor.CanRemove), each with the reason; they
+    are asked again at every reconcile. Left out when none waits."""
 
 
 class Recorder:

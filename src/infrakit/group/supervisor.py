@@ -9,6 +9,12 @@ eventually consistent instance plugin never causes a second create or destroy. T
 is judged by the pure :mod:`.phase`; removing members on request (DestroyInstances,
 DestroyGroup) is :mod:`.destroying`.
 
+Before each removal it decided (scale-in, rolling update, unhealthy, duplicate) the
+supervisor asks the flavor whether the member may go now (:mod:`.gate`), one member at a
+time with the member list as it is then; a member refused waits, with its reason in the
+status, and is asked again at the next reconcile. A rolling update replaces members in the
+flavor's order (the leader last).
+
 Members that die young are noted by the crash-loop watch (:mod:`.crashwatch`, over the
 pure :mod:`.crashloop` ledger); past its threshold their slot backs off before being
 re-created. The ledger is persisted with the rolling-update state (``on_state``; ``resume``
@@ -37,6 +43,7 @@ from infrakit.group import (
     crashwatch,
     decide,
     destroying,
+    gate,
     health,
     inflight,
     jobs,
@@ -49,7 +56,7 @@ from infrakit.group import (
 )
 from infrakit.group import status as status_
 from infrakit.group.target import Target, resized
-from infrakit.spi import group, instance
+from infrakit.spi import flavor, group, instance
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +114,18 @@ class Supervisor:
         self._last_listed: Sequence[instance.Description] = ()
         self._holds: list[str] = []
         self._error: str | None = None
+        self._waiting: dict[str, str] = {}
+        """Members a decided removal waits on (the flavor said not now), with its reason."""
+        self._undecided: set[str] = set()
+        """Members whose removal started but whose flavor has not said yes yet."""
+        self._asking = asyncio.Lock()
+        """One CanRemove at a time: each answer counts the removals allowed before it."""
+        self._order_error = ""
+        """Why the last Flavor.Order failed (``""``: it did not); no rolling removal then."""
+        self._rounds = itertools.count()
+        self._unanswered: tuple[int, str] | None = None
+        """The round whose CanRemove got no answer, and why: the rest of that round's
+        removals wait for the same reason instead of each waiting out the timeout."""
         self._saved = self._persisted()
 
     @property
@@ -200,6 +219,7 @@ class Supervisor:
         now = self.clock.monotonic()
         view = self._account(target, listed, now)
         await self._probe(target, view, now)
+        await self._order(target, view)
         if target is not self.target or self._stopping:
             return  # a commit arrived meanwhile: decide from the new spec, at once
         wall = self.clock.time()
@@ -282,14 +302,30 @@ class Supervisor:
                             source=self.clock, now=now, workers=self._workers,
                             on_error=self._job_failed)
 
+    async def _order(self, target: Target, view: decide.View) -> None:
+        """Ask Flavor.Order while a rolling update has members to replace."""
+        update = self.update
+        self._order_error = ""
+        if (update is not None and not update.active) or all(
+                tags.is_current(m, target.sha) for m in view.members.values()):
+            return
+        found = await gate.order(self.plugins, target.props, list(view.members.values()),
+                                 source=self.clock)
+        view.order, self._order_error = found.ids, found.error
+
     def _execute(self, target: Target, decision: decide.Decision) -> None:
         """Start the decided creations and removals in the background."""
         plugins = actions.memoized(self.plugins)
         work: list[Callable[[], Awaitable[bool]]] = []
         ticket = self.breaker.ticket()  # failures of one batch count once
+        wanted = {removal.member.id for removal in decision.removals}
+        self._waiting = {iid: why for iid, why in self._waiting.items() if iid in wanted}
+        round_ = next(self._rounds)
         for removal in decision.removals:
             self.ledger.removal_started(removal.member.id)
-            work.append(functools.partial(self._remove, target, removal, plugins=plugins))
+            self._undecided.add(removal.member.id)
+            work.append(functools.partial(self._remove, target, removal, plugins=plugins,
+                                          round_=round_))
         for create in decision.creates:
             token = self.ledger.creation_started(create.logical_id)
             work.append(functools.partial(self._create, target, create, token, ticket,
@@ -333,10 +369,12 @@ class Supervisor:
             self.clock.monotonic())
 
     async def _remove(self, target: Target, removal: membership.Removal, *,
-                      plugins: actions.Plugins) -> bool:
+                      plugins: actions.Plugins, round_: int) -> bool:
         member = removal.member
         try:
             if target is not self.target or self._stopping:
+                return False
+            if not await self._may_go(target, removal, plugins=plugins, round_=round_):
                 return False
             async with self._limit():
                 if not await self.destroyer.one(target, member, plugins=plugins):
@@ -345,7 +383,40 @@ class Supervisor:
                               instance=member.id)
             return True
         finally:
+            self._undecided.discard(member.id)
             self.ledger.removal_ended(member.id)
+
+    async def _may_go(self, target: Target, removal: membership.Removal, *,
+                      plugins: actions.Plugins, round_: int) -> bool:
+        """Flavor.CanRemove, one member at a time, given the group as it is now: the members
+        there, less those already allowed to go, plus those still to be asked about."""
+        member = removal.member
+        async with self._asking:
+            if target is not self.target or self._stopping:
+                return False
+            unanswered = self._unanswered
+            if removal.cause == "rolling" and self._order_error:
+                answer = flavor.Removal(allowed=False, reason=self._order_error)
+            elif unanswered is not None and unanswered[0] == round_:
+                answer = gate.unanswered(target.props, member, unanswered[1])
+            else:
+                going, undecided = self.ledger.removing, self._undecided
+                members = [m for iid, m in self.ledger.present.items()
+                           if iid not in going or iid in undecided]
+                asked = await gate.ask(plugins, target.props, member, members,
+                                       source=self.clock)
+                answer = asked.removal
+                if asked.error:
+                    self._unanswered = (round_, asked.error)
+            if answer.allowed:
+                self._undecided.discard(member.id)
+                self._waiting.pop(member.id, None)
+                return True
+            if self._waiting.get(member.id) != answer.reason:
+                self.recorder.add("waiting", f"not removing {member.id} now: {answer.reason}",
+                                  instance=member.id)
+            self._waiting[member.id] = answer.reason
+            return False
 
     def _removal_message(self, target: Target, removal: membership.Removal) -> str:
         member = removal.member
@@ -400,7 +471,7 @@ class Supervisor:
                 failures=breaker.failures, failing=breaker.failing,
                 last_error=breaker.last_error, cap=breaker.policy.backoff_cap),
             crashes=self.crashes.ledger, now=self.clock.time(),
-            error=self._error, destroying=self.destroying)
+            error=self._error, destroying=self.destroying, waiting=dict(self._waiting))
 
     def converged(self) -> bool:
         """Every member exists, matches the spec and is Healthy (or unprobed), the last
@@ -416,14 +487,16 @@ class Supervisor:
             members=facts.members, removing=self.ledger.leaving(),
             creating=self.ledger.creating.values(), first_seen=self.ledger.first_seen,
             book=self.book, probed=facts.probed, versions=self.versions,
-            clocks=roster.Clocks(monotonic=self.clock.monotonic(), wall=facts.now))
+            clocks=roster.Clocks(monotonic=self.clock.monotonic(), wall=facts.now),
+            waiting=facts.waiting)
         return status_.Status(
             id=self.gid, phase=verdict.phase, reason=verdict.reason,
             size=self.target.props.size, members=counts.existing + counts.creating,
             converged=phase.converged(facts, counts), config_sha=self.target.sha,
             update=self._persisted(), provision_failures=self.breaker.failures,
             crash_looping=phase.looping(facts), counts=counts, instances=rows.members,
-            more_instances=rows.more, actions=self.recorder.recent())
+            more_instances=rows.more, actions=self.recorder.recent(),
+            waiting=dict(facts.waiting) or None)
 
     async def describe(self) -> group.Description:
         """The members now (a fresh listing), Converged, and the status (ext)."""

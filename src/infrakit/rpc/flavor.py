@@ -2,14 +2,35 @@
 
 Flavor.Healthy answers (ext) a ``Reason`` when the plugin has the optional ``judge``
 method (:class:`infrakit.spi.flavor.Judge`); the client's ``judge`` reads it.
+
+(ext) Flavor.CanRemove and Flavor.Order (:class:`infrakit.spi.flavor.Gatekeeper`) are
+answered by a plugin object that has ``can_remove`` / ``order``; for one without them the
+answer is "method not found", as from a v0.5 peer, which has neither. The client reads that
+as "allowed" / "any order" and does not ask that object again, so a group stops sending
+its member list to a flavor with nothing to say (as the Group extensions are served only
+by implementations that have them).
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
-from infrakit.rpc import dispatch, proxy
+from infrakit import errors
+from infrakit.rpc import client, dispatch, proxy
 from infrakit.spi import flavor, instance
+
+CAN_REMOVE = "Flavor.CanRemove"
+ORDER = "Flavor.Order"
+
+_GO_UNKNOWN = ("rpc: can't find method ", "rpc: can't find service ")
+"""How v0.5's server (gorilla/rpc) says it has no such method: code -32000 and one of these
+messages, with no ``data``. Its only signal, so it is read here, for our two methods only."""
+
+_lacking: weakref.WeakKeyDictionary[client.Client, set[tuple[str, str]]] = \
+    weakref.WeakKeyDictionary()
+"""The (ext) methods, with the Type, each socket answered "method not found" to: not asked
+again for the life of the process."""
 
 
 def methods(objects: dict[str, Any]) -> dispatch.Methods:
@@ -44,12 +65,55 @@ def methods(objects: dict[str, Any]) -> dispatch.Methods:
         await dispatch.invoke(target(req.type).drain, req.properties, req.instance)
         return instance.OKResponse(type=req.type)
 
+    async def can_remove(params: dict[str, Any]) -> Any:
+        req = dispatch.parse(flavor.CanRemoveRequest, params, method=CAN_REMOVE)
+        plugin = _having(target(req.type), "can_remove", method=CAN_REMOVE, type_name=req.type)
+        answer = await dispatch.invoke(plugin.can_remove, req.properties, req.instance,
+                                       list(req.members))
+        removal = _removal(answer, plugin=plugin)
+        return flavor.CanRemoveResponse(type=req.type, allowed=removal.allowed,
+                                        reason=None if removal.allowed else removal.reason)
+
+    async def order(params: dict[str, Any]) -> Any:
+        req = dispatch.parse(flavor.OrderRequest, params, method=ORDER)
+        plugin = _having(target(req.type), "order", method=ORDER, type_name=req.type)
+        ids = await dispatch.invoke(plugin.order, req.properties, list(req.instances))
+        return flavor.OrderResponse(type=req.type, ids=[instance.ID(str(i)) for i in ids or []])
+
     return {
         "Flavor.Validate": validate,
         "Flavor.Prepare": prepare,
         "Flavor.Healthy": healthy,
         "Flavor.Drain": drain,
+        CAN_REMOVE: can_remove,
+        ORDER: order,
     }
+
+
+def _having(plugin: Any, attribute: str, *, method: str, type_name: str) -> Any:
+    """``plugin`` if it has the optional ``attribute``, else "method not found"."""
+    if hasattr(plugin, attribute):
+        return plugin
+    served = f" for type {type_name!r}" if type_name else ""
+    raise errors.MethodNotFound(f'rpc: can\'t find method "{method}"{served}', method=method)
+
+
+def _removal(answer: Any, *, plugin: Any) -> flavor.Removal:
+    """A plugin's ``can_remove`` answer as a Removal (a bare bool is accepted too)."""
+    if isinstance(answer, flavor.Removal):
+        return answer
+    if isinstance(answer, bool):
+        return flavor.Removal(allowed=answer)
+    raise errors.PermanentError(
+        f"{type(plugin).__name__}.can_remove returned {type(answer).__name__}; expected a "
+        "flavor.Removal")
+
+
+def unknown_method(err: errors.InfrakitError) -> bool:
+    """True when ``err`` says the peer has no such method: ours (-32601) or v0.5's."""
+    if isinstance(err, errors.MethodNotFound):
+        return True
+    return isinstance(err, errors.RemoteError) and err.message.startswith(_GO_UNKNOWN)
 
 
 class Client(proxy.Proxy):
@@ -91,3 +155,42 @@ class Client(proxy.Proxy):
             flavor.InstanceRequest(type=self.type_name, properties=properties, instance=inst),
             instance.OKResponse,
         )
+
+    async def can_remove(self, properties: Any, inst: instance.Description,
+                         members: list[instance.Description]) -> flavor.Removal:
+        """(ext) Flavor.CanRemove; allowed when the peer does not know the method (v0.5)."""
+        if self._lacks(CAN_REMOVE):
+            return flavor.Removal(allowed=True)
+        request = flavor.CanRemoveRequest(type=self.type_name, properties=properties,
+                                          members=members, instance=inst)
+        try:
+            answer = await self.call(CAN_REMOVE, request, flavor.CanRemoveResponse)
+        except errors.InfrakitError as err:
+            if not unknown_method(err):
+                raise
+            self._remember_lacking(CAN_REMOVE)
+            return flavor.Removal(allowed=True)
+        return flavor.Removal(allowed=answer.allowed,
+                              reason="" if answer.allowed else answer.reason or "")
+
+    async def order(self, properties: Any,
+                    members: list[instance.Description]) -> list[instance.ID]:
+        """(ext) Flavor.Order; ``[]`` (any order) when the peer does not know the method."""
+        if self._lacks(ORDER):
+            return []
+        request = flavor.OrderRequest(type=self.type_name, properties=properties,
+                                      instances=members)
+        try:
+            answer = await self.call(ORDER, request, flavor.OrderResponse)
+        except errors.InfrakitError as err:
+            if not unknown_method(err):
+                raise
+            self._remember_lacking(ORDER)
+            return []
+        return list(answer.ids)
+
+    def _lacks(self, method: str) -> bool:
+        return (method, self.type_name) in _lacking.get(self.rpc, ())
+
+    def _remember_lacking(self, method: str) -> None:
+        _lacking.setdefault(self.rpc, set()).add((method, self.type_name))

@@ -11,6 +11,7 @@ from infrakit import errors
 from infrakit.plugins.flavor import combo, vanilla
 from infrakit.rpc import discovery, server
 from infrakit.spi import flavor, instance
+from infrakit.testing import FakeGatekeeper
 
 SIZE_1 = flavor.AllocationMethod(size=1)
 INDEX = flavor.Index(group="g", sequence=7)
@@ -247,6 +248,79 @@ async def test_an_unexpected_exception_in_a_flavor_becomes_a_permanent_error() -
 
     with pytest.raises(errors.PermanentError, match=r"\(x\): KeyError: 'oops'"):
         await combo.Plugin(Resolver(x=Broken())).drain(flavors("x"), MEMBER)
+
+
+# (ext) CanRemove and Order --------------------------------------------------------------
+
+ZK = [instance.Description(id=instance.ID(f"zk-{n}")) for n in (1, 2, 3)]
+
+
+def gatekeeper(*, refuse: str = "", order: list[str] | None = None) -> FakeGatekeeper:
+    found = FakeGatekeeper()
+    if refuse:
+        found.refuse["zk-2"] = refuse
+    found.replace_order = order or []
+    return found
+
+
+@pytest.mark.parametrize(("chain", "expected", "asked"), [
+    (["", ""], flavor.Removal(), [1, 1]),
+    (["", "quorum"], flavor.Removal(allowed=False, reason="quorum"), [1, 1]),
+    (["first", "second"], flavor.Removal(allowed=False, reason="first"), [1, 0]),
+    ([None, ""], flavor.Removal(), [None, 1]),
+    ([None, "quorum"], flavor.Removal(allowed=False, reason="quorum"), [None, 1]),
+], ids=["all-allow", "one-refuses", "first-refusal-wins", "without-it-allows",
+        "without-it-then-refusal"])
+async def test_can_remove_is_allowed_only_when_every_flavor_allows(
+        chain: list[str | None], expected: flavor.Removal, asked: list[int | None]) -> None:
+    """``None`` in ``chain``: a flavor without can_remove (a v0.5-like one)."""
+    parts: dict[str, Any] = {
+        f"f{n}": Fixed(f"f{n}", flavor.Health.HEALTHY, []) if refusal is None
+        else gatekeeper(refuse=refusal) for n, refusal in enumerate(chain)}
+    subject = combo.Plugin(Resolver(**parts))
+
+    assert await subject.can_remove(flavors(*parts), ZK[1], ZK) == expected
+    assert [p.calls["can_remove"] if isinstance(p, FakeGatekeeper) else None
+            for p in parts.values()] == asked
+
+
+async def test_can_remove_errors_name_the_flavor() -> None:
+    failing = gatekeeper()
+    failing.fail = errors.Unavailable("cannot reach plugin")
+    subject = combo.Plugin(Resolver(a=gatekeeper(), b=failing))
+
+    with pytest.raises(errors.Unavailable, match=r"^Properties\.Flavors\[1\] \(b\): cannot"):
+        await subject.can_remove(flavors("a", "b"), ZK[0], ZK)
+
+
+async def test_order_is_the_first_non_empty_order() -> None:
+    log: list[str] = []
+    subject = combo.Plugin(Resolver(
+        plain=Fixed("plain", flavor.Health.HEALTHY, log), none=gatekeeper(),
+        zk=gatekeeper(order=["zk-3", "zk-1", "zk-2"]), other=gatekeeper(order=["zk-1"])))
+
+    assert await subject.order(flavors("plain", "none", "zk", "other"), ZK) == [
+        "zk-3", "zk-1", "zk-2"]
+    assert await subject.order(flavors("plain", "none"), ZK) == []
+
+
+async def test_can_remove_and_order_over_rpc_through_the_combo(
+        plugins_dir: pathlib.Path, plugins: discovery.Plugins) -> None:
+    zk = gatekeeper(refuse="replacing zk-2 would leave 1 of 3 voting members",
+                    order=["zk-1", "zk-3", "zk-2"])
+    properties = {"Flavors": [{"Plugin": "flavor-vanilla", "Properties": {}},
+                              {"Plugin": "flavor-zk", "Properties": {}}]}
+    async with (
+        server.Server("flavor-vanilla", flavor=vanilla.Plugin(), plugins_dir=plugins_dir),
+        server.Server("flavor-zk", flavor=zk, plugins_dir=plugins_dir),
+        server.Server("flavor-combo", flavor=combo.Plugin(plugins.flavor),
+                      plugins_dir=plugins_dir),
+    ):
+        remote = plugins.flavor("flavor-combo")
+        assert await remote.can_remove(properties, ZK[1], ZK) == flavor.Removal(
+            allowed=False, reason="replacing zk-2 would leave 1 of 3 voting members")
+        assert await remote.can_remove(properties, ZK[0], ZK) == flavor.Removal()
+        assert await remote.order(properties, ZK) == ["zk-1", "zk-3", "zk-2"]
 
 
 def test_run_resolves_flavors_through_discovery(served: list[tuple[str, dict[str, Any]]]) -> None:

@@ -14,6 +14,10 @@ Properties: ``{"Flavors": [{"Plugin": "flavor-vanilla", "Properties": {...}}, ..
   v0.5 peer) is asked ``healthy`` and gives no reason.
 - Drain drains with every flavor in reverse order (the last one applied is undone first), tries
   them all even when one fails, then raises the failures.
+- (ext) CanRemove allows a removal only if every flavor allows it: the flavors are asked in
+  order and the first refusal, with its reason, is the answer. Order is the first non-empty
+  order a flavor gives. A flavor without these methods allows anything in any order; an
+  error is raised naming the flavor (the group then waits: it never destroys on an error).
 """
 
 from __future__ import annotations
@@ -83,6 +87,27 @@ class Plugin:
                 reasons.append(verdict.reason)
         return flavor.Verdict(health=flavor.Health.HEALTHY, reason="; ".join(reasons))
 
+    async def can_remove(self, properties: Any, inst: instance.Description,
+                         members: list[instance.Description]) -> flavor.Removal:
+        """(ext) Allowed when every flavor allows; else the first refusal."""
+        for number, part in enumerate(_parse(properties).flavors):
+            answer = await _call(self._resolve, part, "can_remove", part.properties, inst,
+                                 members, where=number, absent=ALLOWED)
+            removal = _removal(answer, part=part, where=number)
+            if not removal.allowed:
+                return removal
+        return ALLOWED
+
+    async def order(self, properties: Any,
+                    members: list[instance.Description]) -> list[instance.ID]:
+        """(ext) The first non-empty replacement order a flavor gives (``[]``: none does)."""
+        for number, part in enumerate(_parse(properties).flavors):
+            ids = await _call(self._resolve, part, "order", part.properties, members,
+                              where=number, absent=[])
+            if ids:
+                return [instance.ID(str(each)) for each in ids]
+        return []
+
     async def drain(self, properties: Any, inst: instance.Description) -> None:
         failures: list[errors.InfrakitError] = []
         parts = list(enumerate(_parse(properties).flavors))
@@ -101,6 +126,21 @@ class Plugin:
 
 def _parse(raw: Any) -> Properties:
     return properties.parse(Properties, raw)
+
+
+ALLOWED = flavor.Removal(allowed=True)
+_REQUIRED: Any = object()
+
+
+def _removal(answer: Any, *, part: plugin.Spec, where: int) -> flavor.Removal:
+    """A flavor's CanRemove answer (a bare bool is accepted too)."""
+    if isinstance(answer, bool):
+        return flavor.Removal(allowed=answer)
+    if not isinstance(answer, flavor.Removal):
+        raise errors.PermanentError(
+            f"Properties.Flavors[{where}] ({part.plugin}): can_remove returned "
+            f"{type(answer).__name__}; expected a flavor.Removal")
+    return answer
 
 
 def _verdict(answer: Any) -> flavor.Verdict:
@@ -129,14 +169,17 @@ def _merge(spec: instance.Spec, added: instance.Spec) -> instance.Spec:
 
 
 async def _call(resolve: Resolver, part: plugin.Spec, method: str, *args: Any, where: int,
-                instead: str | None = None) -> Any:
+                instead: str | None = None, absent: Any = _REQUIRED) -> Any:
     """``method`` of the flavor ``part`` names (``instead`` when the flavor lacks that
-    optional method); errors are re-raised naming the flavor."""
+    optional method, or ``absent`` is the answer); errors are re-raised naming the flavor."""
     prefix = f"Properties.Flavors[{where}] ({part.plugin})"
     try:
         found = resolve(part.plugin)
-        if instead is not None and not hasattr(found, method):
-            method = instead
+        if not hasattr(found, method):
+            if instead is not None:
+                method = instead
+            elif absent is not _REQUIRED:
+                return absent
         target = getattr(found, method)
         if inspect.iscoroutinefunction(target):
             return await target(*args)
