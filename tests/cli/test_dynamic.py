@@ -47,7 +47,8 @@ def test_help_lists_plugins_without_calling_them(cli: Any, counted: list[str],
     assert result.exit_code == 0
     commands = result.stdout.split("Commands:")[1].split("Exit codes:")[0]  # not the epilog
     listed = [line.split()[0] for line in commands.splitlines() if line.strip()]
-    assert listed == ["apply", "flavor", "group", "instance", "manager", "plugin", "up", "version",
+    assert listed == ["apply", "flavor", "group", "instance", "manager", "pki", "plugin", "up",
+                      "version",
                       "dead",
                       "flavor-fake",
                       "group-fake", "instance-fake"]

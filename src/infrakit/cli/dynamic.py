@@ -9,13 +9,11 @@ sub-group per interface (``infrakit manager group describe ID``) for verbs they 
 
 from __future__ import annotations
 
-import pathlib
-
 import click
 
 from infrakit import errors
 from infrakit.cli import flavor, group, instance, options, remote
-from infrakit.rpc import discovery
+from infrakit.rpc import address, discovery
 
 VERBS: dict[str, tuple[click.Command, ...]] = {
     "Instance": instance.VERBS,
@@ -25,19 +23,22 @@ VERBS: dict[str, tuple[click.Command, ...]] = {
 """Interface name → its verbs, in the order that wins when two offer the same verb."""
 
 
-def find(name: str) -> click.Command | None:
-    """The command for plugin ``name`` (``NAME`` or ``NAME/TYPE``) if its socket exists."""
+def find(name: str, *, host: str | None = None) -> click.Command | None:
+    """The command for plugin ``name`` (``NAME`` or ``NAME/TYPE``) if its socket exists;
+    with ``host`` (``--host``), the plugin at that URL, asked when a verb runs."""
+    if host or address.is_url(name):
+        return PluginGroup(name, address.join(host, name) if host else name)
     try:
         path = discovery.find(name)
     except errors.InfrakitError:
         return None
-    return PluginGroup(name, path)
+    return PluginGroup(name, str(path))
 
 
 class PluginGroup(click.Group):
     """``infrakit NAME VERB``: verbs from the interfaces the plugin implements."""
 
-    def __init__(self, name: str, path: pathlib.Path) -> None:
+    def __init__(self, name: str, path: str) -> None:
         super().__init__(name, help=f"The plugin at {path}: the verbs of the interfaces it "
                                     "implements.", short_help=f"The plugin at {path}.")
         self._target: remote.Target | None = None
@@ -46,7 +47,8 @@ class PluginGroup(click.Group):
     def target(self, ctx: click.Context) -> remote.Target:
         if self._target is None:
             settings = ctx.find_object(options.Settings) or options.Settings()
-            self._target = remote.Target(self.name or "", timeout=settings.timeout)
+            self._target = remote.Target(self.name or "", timeout=settings.timeout,
+                                         host=settings.host)
         return self._target
 
     def verbs(self, ctx: click.Context) -> dict[str, click.Command]:

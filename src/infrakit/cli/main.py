@@ -26,11 +26,12 @@ from infrakit.cli import (
     instance,
     manager,
     options,
+    pki,
     plugin,
     render,
     up,
 )
-from infrakit.rpc import discovery
+from infrakit.rpc import address, discovery, tls
 
 INTERRUPTED = 130
 
@@ -56,7 +57,8 @@ class Root(click.Group):
         return named + [name for name in found if name not in named]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, cmd_name) or dynamic.find(cmd_name)
+        return super().get_command(ctx, cmd_name) or dynamic.find(
+            cmd_name, host=ctx.params.get("host"))
 
     def resolve_command(self, ctx: click.Context, args: list[str]
                         ) -> tuple[str | None, click.Command | None, list[str]]:
@@ -120,15 +122,29 @@ def _exit_codes() -> str:
 @click.option("-v", "--debug", is_flag=True, help="Show the traceback of an error.")
 @click.option("--timeout", type=options.DURATION, default="30s", show_default=True,
               help="How long each call to a plugin may take (e.g. 500ms, 10s, 1m).")
+@click.option("--host", envvar="INFRAKIT_HOST", default=None, metavar="URL",
+              help="Talk to the plugin at URL (https://HOST:PORT, mutual TLS), e.g. a "
+                   "manager on another host, instead of the local sockets [$INFRAKIT_HOST].")
+@click.option("--tls-dir", envvar="INFRAKIT_TLS_DIR", default=None, metavar="D",
+              help="Our certificate, key and CA for https:// plugins (`infrakit pki issue`; "
+                   "default <pki dir>/client) [$INFRAKIT_TLS_DIR].")
+@click.option("--insecure", is_flag=True, envvar="INFRAKIT_INSECURE",
+              help="Allow plain http:// plugin URLs (no TLS).")
 @click.pass_context
-def cli(ctx: click.Context, log: int, debug: bool, timeout: float) -> None:
+def cli(ctx: click.Context, log: int, debug: bool, timeout: float, host: str | None,
+        tls_dir: str | None, insecure: bool) -> None:
     """InfraKit for Python: declarative, self-healing infrastructure.
 
     Plugins listen on unix sockets in $INFRAKIT_PLUGINS_DIR (else $INFRAKIT_HOME/plugins,
     else ~/.infrakit/plugins); each one found is also a command: `infrakit NAME VERB`.
+    With --host URL the commands talk to the plugin at URL instead (over mutual TLS).
     """
     logs.configure(log)
-    ctx.obj = options.Settings(timeout=timeout, debug=debug)
+    if host:
+        address.parse(host)  # a bad URL is a usage error now, not at the first call
+    files = tls.files_from(directory=tls_dir) if tls_dir else tls.from_env().files
+    tls.use(tls.Settings(files=files, insecure=insecure))
+    ctx.obj = options.Settings(timeout=timeout, debug=debug, host=host or None)
 
 
 @cli.command("version")
@@ -148,6 +164,7 @@ for _command in (plugin.command, group.command, instance.command, flavor.command
 cli.add_command(manager.command)
 cli.add_command(up.command)
 cli.add_command(apply.command)
+cli.add_command(pki.command)
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ class Settings:
     """Seconds each remote call may take."""
     debug: bool = False
     """Show tracebacks instead of one-line errors."""
+    host: str | None = None
+    """``--host URL``: the plugin (manager, group …) to talk to instead of local sockets."""
 
 
 class Duration(click.ParamType[float]):

@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 from infrakit import durations, errors, logs, words
 from infrakit.group import controller, rolling
-from infrakit.rpc import discovery, server
+from infrakit.rpc import discovery, listening, server
 from infrakit.spi import group, instance, manager
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="act only while this manager leads (fencing; see above)")
     parser.add_argument("--fence-interval", default="500ms", metavar="DURATION",
                         help="how often --manager is asked whether it leads (default 500ms)")
-    return parser.parse_args(argv)
+    listening.add_flags(parser)
+    args = parser.parse_args(argv)
+    listening.configure(parser, args)
+    return args
 
 
 async def serve(name: str, *, poll_interval: float, max_parallel: int, manager: str = "",

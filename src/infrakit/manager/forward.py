@@ -2,10 +2,12 @@
 
 :mod:`.serve` and :mod:`.embedded` wrap every method a manager serves with
 :meth:`Forwarder.install`: while this manager leads, a call runs here; otherwise it is sent
-to the leader (named by the leadership backend, found by name in the shared plugins dir)
-as ``Manager.Forward {Method, Params, Origin}``, and the leader's answer (or error) is
-returned as is. The leader runs a forwarded call only while it still leads, and never
-forwards it again, so a call makes at most one hop. Every hop has a timeout.
+to the leader (named by the leadership backend, found by name in the shared plugins dir,
+else at the URL it published with its leadership: a leader on another host, reached over
+TCP with mutual TLS) as ``Manager.Forward {Method, Params, Origin}``, and the leader's
+answer (or error) is returned as is. The leader runs a forwarded call only while it still
+leads, and never forwards it again, so a call makes at most one hop. Every hop has a
+timeout.
 
 Answered locally whoever leads: the handshake, ``Manager.IsLeader``,
 ``Manager.LeaderInfo`` and ``Metadata.*`` (they describe this manager). With no leader
@@ -55,11 +57,13 @@ class Forwarder:
     """``Forwarder(manager, plugins_dir=..., where="leader file /x", timeout=30)``."""
 
     def __init__(self, manager: proxy.Manager, *, plugins_dir: pathlib.Path | None = None,
-                 where: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+                 where: str, timeout: float = DEFAULT_TIMEOUT, url: str = "") -> None:
         """``where`` says what the leadership backend is ("etcd key 'k' at URL"): errors
-        name it as who was asked."""
+        name it as who was asked. ``url``: where this manager answers on TCP, if it does
+        (told apart from a leader of the same name on another host by it)."""
         self.manager = manager
         self.where = where
+        self.url = url
         self.timeout = timeout
         self._plugins = discovery.Plugins(plugins_dir, timeout=timeout)
         self._no_leader_since: datetime | None = None
@@ -78,6 +82,13 @@ class Forwarder:
 
     def _leads(self) -> bool:
         return self.manager.leadership.is_leader()
+
+    def _is_me(self, info: leader.Info) -> bool:
+        """The leader named is this manager (by URL when both have one: managers on
+        different hosts may share a name)."""
+        if info.url and self.url:
+            return info.url == self.url
+        return info.name == self.manager.name
 
     def _wrap(self, method: str, inner: dispatch.Handler) -> dispatch.Handler:
         async def handler(params: dict[str, Any]) -> Any:
@@ -101,7 +112,7 @@ class Forwarder:
                                           field="Method")
             if self._leads():
                 return await inner(req.params)
-            if (await self._leader()).name == self.manager.name:
+            if self._is_me(await self._leader()):
                 # Named the leader already (the leader file was just written): take it
                 # as soon as this manager notices.
                 return await self._own_turn(req.method, req.params, inner)
@@ -118,15 +129,9 @@ class Forwarder:
         if not info.name:
             raise self._no_leader(method, info)
         self._no_leader_since = None
-        if info.name == self.manager.name:
+        if self._is_me(info):
             return await self._own_turn(method, params, inner)
-        try:
-            client = self._plugins.client(info.name)
-        except errors.PluginNotFound:
-            raise errors.NotLeaderError(
-                f"cannot forward {method}: the leader named by {self.where}, "
-                f"{info.name!r}, has no socket in {self._plugins.directory}",
-                manager=self.manager.name, leader=info.name) from None
+        client = self._reach(method, info)
         request = ForwardRequest(method=method, params=params, origin=self.manager.name)
         try:
             raw, status = await client.call_raw(METHOD, request.to_wire(), timeout=self.timeout)
@@ -142,6 +147,25 @@ class Forwarder:
                    if info.ttl > 0 else ""), delay=wait, leader=info.name) from None
         # Errors the leader answered with are raised here as the same types.
         return rpc_client.decode(raw, status=status, plugin=info.name)
+
+    def _reach(self, method: str, info: leader.Info) -> rpc_client.Client:
+        """The leader's local socket, else the URL it published."""
+        if info.name != self.manager.name:
+            try:
+                return self._plugins.client(info.name)
+            except errors.PluginNotFound:
+                if not info.url:
+                    raise errors.NotLeaderError(
+                        f"cannot forward {method}: the leader named by {self.where}, "
+                        f"{info.name!r}, has no socket in {self._plugins.directory} and "
+                        "published no URL (start it with --listen)",
+                        manager=self.manager.name, leader=info.name) from None
+        if not info.url:
+            raise errors.NotLeaderError(
+                f"cannot forward {method}: the leader named by {self.where}, {info.name!r}, "
+                "shares this manager's name and published no URL (give each manager "
+                "--listen, or its own --name)", manager=self.manager.name, leader=info.name)
+        return self._plugins.client(info.url)
 
     async def _leader(self) -> leader.Info:
         try:

@@ -61,6 +61,9 @@ class Info(Wire):
     """etcd: seconds left on that lease; 0 for file modes."""
     backend: str = ""
     """``file``, ``flock`` or ``etcd``."""
+    url: str = ""
+    """(ext) etcd: where the leader answers on TCP (``https://host:port``), when it
+    listens there; standbys on other hosts forward to it at this URL."""
 
 
 class Leadership(Protocol):

@@ -6,6 +6,10 @@ with my lease". The winner leads and keeps the lease alive every TTL/3; the othe
 the key and try again the moment it is deleted. Since the key is tied to the lease, a
 leader that dies loses the key when its lease expires, and no one else can lead before.
 
+The key's value names the leader, ``{"name", "since"}``, and its ``url`` when the manager
+listens on TCP (``--listen``): a standby on another host forwards calls there
+(:mod:`.forward`).
+
 Fencing: the :class:`leader.Token` is the key's create revision and the lease ID; the
 etcd store makes every write conditional on both (:mod:`.store_etcd`).
 
@@ -50,8 +54,10 @@ class EtcdLeadership(leader.Base):
     """``EtcdLeadership(client, name, key=KEY, ttl=5)``: campaign on ``key``."""
 
     def __init__(self, client: etcd.Client, name: str, *, key: str = KEY,
-                 ttl: int = DEFAULT_TTL) -> None:
+                 ttl: int = DEFAULT_TTL, url: str = "") -> None:
+        """``url``: where this manager answers on TCP, published with its leadership."""
         super().__init__(name)
+        self.url = url
         if ttl < 1:
             raise errors.InvalidError(f"ttl: expected whole seconds >= 1, got {ttl}",
                                       field="ttl")
@@ -66,10 +72,10 @@ class EtcdLeadership(leader.Base):
         kv = await self.client.get(self.key)
         if kv is None:
             return leader.Info(backend="etcd")
-        name, since = _parse_value(kv.value)
+        name, since, url = _parse_value(kv.value)
         ttl = await self.client.time_to_live(kv.lease) if kv.lease else 0
         return leader.Info(name=name, since=since, lease=kv.lease, ttl=max(ttl, 0),
-                           backend="etcd")
+                           backend="etcd", url=url)
 
     def _still_valid(self) -> bool:
         return time.monotonic() < self._valid_until
@@ -98,7 +104,10 @@ class EtcdLeadership(leader.Base):
         sent = time.monotonic()
         lease = await self.client.grant(self.ttl)
         self._lease = lease.id
-        value = json.dumps({"name": self.name, "since": datetime.now(UTC).isoformat()})
+        published = {"name": self.name, "since": datetime.now(UTC).isoformat()}
+        if self.url:
+            published["url"] = self.url
+        value = json.dumps(published)
         won = await self.client.txn([etcd.Compare(self.key, "CREATE", 0)],
                                     [etcd.Put(self.key, value.encode(), lease.id)],
                                     [etcd.Get(self.key)], idempotent=True)
@@ -219,10 +228,11 @@ class EtcdLeadership(leader.Base):
             log.debug("%s: revoking lease %d failed: %s", self.name, lease, e)
 
 
-def _parse_value(raw: bytes) -> tuple[str, datetime | None]:
-    """``{"name", "since"}`` as we write it; anything else is shown as the name."""
+def _parse_value(raw: bytes) -> tuple[str, datetime | None, str]:
+    """``{"name", "since"[, "url"]}`` as we write it; anything else is shown as the name."""
     try:
         data = json.loads(raw)
-        return str(data["name"]), datetime.fromisoformat(data["since"])
-    except (ValueError, KeyError, TypeError):
-        return raw.decode(errors="replace"), None
+        return (str(data["name"]), datetime.fromisoformat(data["since"]),
+                str(data.get("url") or ""))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return raw.decode(errors="replace"), None, ""

@@ -6,6 +6,7 @@
                      os [--leader-file F [--flock]] [--poll 1s] [--store-dir D]
     infrakit-manager ... etcd --endpoint URL [--endpoint URL ...] [--lease-ttl 5s]
                      [--leader-key infrakit/leader] [--store-prefix infrakit/configs/]
+    infrakit-manager ... [--listen HOST:PORT --tls-dir D [--advertise URL]] etcd ...
 
 ``os``: the file store in ``--store-dir`` (default ``$INFRAKIT_HOME/configs``) and file
 leadership: with ``--leader-file F`` InfraKit's leader file (the manager leads while F
@@ -17,6 +18,11 @@ On one host, give every manager its own ``--name`` and its own backend
 500ms``); the backend stops supervising within its fence interval once its manager dies
 or stops leading, and ``--fence-interval`` here must be the backends' value: a new leader
 waits for it (:func:`.tenure.handover_delay`) before it acts.
+
+On many hosts, give each manager ``--listen HOST:PORT`` with its certificate (``--tls-dir``,
+:mod:`infrakit.rpc.listening`): it answers there over mutual TLS too, and while it leads
+the etcd leader key carries its URL (``--advertise URL``, default from ``--listen``), so a
+standby on another host forwards to it there and the CLI (``--host``) may ask any manager.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from infrakit.manager import (
     tenure,
     tree,
 )
-from infrakit.rpc import discovery, server
+from infrakit.rpc import address, discovery, listening, server
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +94,18 @@ class Election:
 @contextlib.asynccontextmanager
 async def served(manager: proxy.Manager, *, where: str,
                  plugins_dir: pathlib.Path | None = None,
-                 forward_timeout: float = forward.DEFAULT_TIMEOUT) -> AsyncIterator[server.Server]:
+                 forward_timeout: float = forward.DEFAULT_TIMEOUT,
+                 listen: listening.Listen | None = None,
+                 url: str = "") -> AsyncIterator[server.Server]:
     """Serve ``manager`` (Group, Manager, Metadata and the extensions, forwarding while it
-    does not lead) on ``<plugins dir>/<manager.name>`` and run it; on exit it frees its
-    backend and resigns before the socket goes."""
+    does not lead) on ``<plugins dir>/<manager.name>``, and on ``listen`` (TCP) when given,
+    and run it; on exit it frees its backend and resigns before the socket goes. ``url``:
+    how other hosts reach this manager (its leadership publishes it)."""
     running = server.Server(manager.name, group=manager, manager=manager,
                             metadata=tree.Tree(manager), extra_methods=methods.table(manager),
-                            plugins_dir=plugins_dir)
+                            plugins_dir=plugins_dir, listen=listen)
     forwarder = forward.Forwarder(manager, plugins_dir=running.directory, where=where,
-                                  timeout=forward_timeout)
+                                  timeout=forward_timeout, url=url)
     running.methods = forwarder.install(running.methods)
     async with running:
         await manager.start()
@@ -122,6 +131,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--history", type=int, default=store.DEFAULT_HISTORY, metavar="N",
                         help="committed specs kept per group (default 10)")
     logs.add_flag(parser)
+    listening.add_flags(parser)
+    parser.add_argument("--advertise", default="", metavar="URL",
+                        help="the URL other hosts reach this manager by, published with its "
+                             "leadership (default: from --listen)")
     kinds = parser.add_subparsers(dest="backend", required=True, metavar="os|etcd")
     local = kinds.add_parser("os", help="file store and file leadership (one host)")
     local.add_argument("--leader-file", type=pathlib.Path, default=None, metavar="F",
@@ -142,7 +155,28 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     remote.add_argument("--store-prefix", default=store_etcd.PREFIX, metavar="PREFIX")
     args = parser.parse_args(argv)
     logs.configure(args.log)
+    args.listening = listening.configure(parser, args)
+    args.url = _advertised(parser, args)
     return args
+
+
+def _advertised(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The URL published with this manager's leadership ("" when it is not on TCP)."""
+    chosen: listening.Listen | None = args.listening
+    if args.advertise:
+        if chosen is None:
+            parser.error("--advertise needs --listen: nothing answers on TCP without it")
+        try:
+            address.parse(args.advertise)
+        except errors.InfrakitError as exc:
+            parser.error(f"--advertise: {exc.message}")
+        return str(args.advertise).rstrip("/")
+    if chosen is None:
+        return ""
+    if chosen.wildcard:
+        parser.error(f"--listen {args.listen} listens on every address: give --advertise "
+                     "URL, the one other hosts reach this manager by")
+    return chosen.url
 
 
 def _seconds(text: str, flag: str) -> float:
@@ -181,7 +215,8 @@ def _etcd_election(args: argparse.Namespace, *, fence: float) -> Election:
         raise errors.UsageError(f"--lease-ttl must be whole seconds >= 1, got {args.lease_ttl}")
     endpoints = [url for each in args.endpoint for url in each.split(",") if url]
     client = etcd.Client(endpoints)
-    lead = leader_etcd.EtcdLeadership(client, args.name, key=args.leader_key, ttl=int(ttl))
+    lead = leader_etcd.EtcdLeadership(client, args.name, key=args.leader_key, ttl=int(ttl),
+                                      url=args.url)
     documents = store_etcd.EtcdStore(client, token=lead.token, prefix=args.store_prefix,
                                      history_limit=args.history)
     where = f"etcd key {args.leader_key!r} at {', '.join(endpoints)}"
@@ -203,7 +238,8 @@ async def main(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stopping.set)
     try:
         async with served(manager, where=chosen.where,
-                          forward_timeout=_seconds(args.forward_timeout, "--forward-timeout")):
+                          forward_timeout=_seconds(args.forward_timeout, "--forward-timeout"),
+                          listen=args.listening, url=args.url):
             log.info("manager %s: backend %s, leadership by %s", args.name,
                      args.proxy_for_group, chosen.where)
             await stopping.wait()

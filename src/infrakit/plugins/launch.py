@@ -13,6 +13,7 @@ import pathlib
 from collections.abc import Callable
 
 from infrakit import errors, logs
+from infrakit.rpc import listening
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,10 @@ def parse(argv: list[str] | None, *, prog: str, description: str, default_name: 
                                  "on its own (default: none; polling finds it)")
     if flags is not None:
         flags(parser)
+    listening.add_flags(parser)
     args = parser.parse_args(argv)
     logs.configure(args.log)
+    listening.configure(parser, args)
     return args
 
 

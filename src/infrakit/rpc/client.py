@@ -1,5 +1,6 @@
-"""The async JSON-RPC client: one connection pool per plugin socket, per-call timeouts,
-and the cached handshake check. Typed proxies (``rpc.instance.Client`` …) sit on top.
+"""The async JSON-RPC client: one connection pool per plugin (its unix socket, or its URL
+over TCP with mutual TLS, :mod:`.address`), per-call timeouts, and the cached handshake
+check. Typed proxies (``rpc.instance.Client`` …) sit on top.
 """
 
 from __future__ import annotations
@@ -8,10 +9,11 @@ import asyncio
 import itertools
 import json
 import pathlib
+import ssl
 from typing import Any
 
 from infrakit import errors
-from infrakit.rpc import jsonrpc, pool
+from infrakit.rpc import address, jsonrpc, pool, tls
 from infrakit.spi import handshake
 
 DEFAULT_TIMEOUT = 30.0
@@ -21,13 +23,16 @@ _ids = itertools.count(1)
 
 
 class Client:
-    """Calls methods on the plugin listening at ``path``; safe to share between tasks."""
+    """Calls methods on the plugin listening at ``path`` (a socket path, or a URL: then
+    with the TLS ``settings`` given, else the process's); safe to share between tasks."""
 
     def __init__(self, path: str | pathlib.Path, *, name: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, settings: tls.Settings | None = None) -> None:
         self.path = str(path)
-        self.name = name or pathlib.Path(path).name
+        self.address = address.parse(self.path) if address.is_url(self.path) else None
+        self.name = name or (_label(self.address) if self.address else pathlib.Path(path).name)
         self.timeout = timeout
+        self._settings = settings
         self._pool: pool.Pool | None = None
         self._apis: list[handshake.Interface] | None = None
         self._apis_lock = asyncio.Lock()
@@ -36,7 +41,12 @@ class Client:
 
     def _open(self) -> pool.Pool:
         if self._pool is None:
-            self._pool = pool.Pool(self.path)
+            where = self.address
+            if where is None:
+                self._pool = pool.Pool(self.path)
+            else:
+                context = tls.context_for(where, self._settings)  # UsageError if none fits
+                self._pool = pool.Pool(self.path, tcp=(where.host, where.port), ssl=context)
         return self._pool
 
     async def call(self, method: str, params: dict[str, Any], *,
@@ -100,8 +110,15 @@ def request_body(method: str, params: bytes) -> tuple[bytes, int]:
             % (json.dumps(method).encode(), params, request_id), request_id)
 
 
+def _label(where: address.Address) -> str:
+    """A URL plugin's name in messages: its name when the URL gives one."""
+    return where.name or where.lookup
+
+
 def _reason(exc: BaseException) -> str:
     cause = exc.__cause__ or exc
+    if isinstance(cause, ssl.SSLError):
+        return f"TLS: {tls.explain(cause)}"
     return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
 
 

@@ -1,7 +1,10 @@
 """Finding plugins: the plugins dir, the sockets in it, and typed clients by plugin name.
 
 A plugin name may carry a sub-type, ``instance-file/us-east``: the socket is the part before
-the first ``/``, the rest is the Type sent with every call.
+the first ``/``, the rest is the Type sent with every call. Where a name is expected a URL
+may stand (``https://10.0.0.5:24864/instance-file/us-east``, :mod:`.address`): a plugin
+on another host, reached over TCP with mutual TLS. So group specs, managers and the CLI
+reach remote plugins through :class:`Plugins` without knowing it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import pathlib
 import stat
 
 from infrakit import errors
-from infrakit.rpc import client
+from infrakit.rpc import address, client
 from infrakit.rpc import flavor as flavor_rpc
 from infrakit.rpc import group as group_rpc
 from infrakit.rpc import instance as instance_rpc
@@ -38,6 +41,9 @@ class Name:
 
     @classmethod
     def parse(cls, name: str) -> Name:
+        if address.is_url(name):  # lookup: the URL without its Type
+            where = address.parse(name)
+            return cls(lookup=where.lookup, type=where.type)
         lookup, _, type_name = name.partition("/")
         if not lookup:
             raise errors.UsageError(
@@ -70,6 +76,8 @@ def list_sockets(directory: pathlib.Path | None = None) -> dict[str, pathlib.Pat
 def find(name: str, directory: pathlib.Path | None = None) -> pathlib.Path:
     """The socket of plugin ``name`` (its part before ``/``), or ``PluginNotFound``."""
     directory = directory or plugins_dir()
+    if address.is_url(name):
+        raise errors.UsageError(f"{name} is a URL, not a plugin in the plugins dir {directory}")
     lookup = Name.parse(name).lookup
     path = directory / lookup
     try:
@@ -87,7 +95,7 @@ def find(name: str, directory: pathlib.Path | None = None) -> pathlib.Path:
 
 
 class Plugins:
-    """Typed RPC clients by plugin name, sharing one connection pool per socket."""
+    """Typed RPC clients by plugin name or URL, sharing one connection pool per plugin."""
 
     def __init__(self, directory: pathlib.Path | None = None, *,
                  timeout: float = client.DEFAULT_TIMEOUT) -> None:
@@ -96,8 +104,14 @@ class Plugins:
         self._clients: dict[str, client.Client] = {}
 
     def client(self, name: str) -> client.Client:
-        """The raw client for the socket behind ``name`` (resolved now; raises if absent)."""
+        """The raw client for the plugin ``name`` names: its URL, or its socket (resolved
+        now; raises if absent)."""
         lookup = Name.parse(name).lookup
+        if address.is_url(lookup):
+            reached = self._clients.get(lookup)
+            if reached is None:
+                reached = self._clients[lookup] = client.Client(lookup, timeout=self.timeout)
+            return reached
         path = find(lookup, self.directory)
         existing = self._clients.get(lookup)
         if existing is None or existing.path != str(path):

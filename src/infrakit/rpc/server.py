@@ -1,4 +1,5 @@
-"""The plugin server: JSON-RPC 2.0 over HTTP on a unix socket, many interfaces per socket.
+"""The plugin server: JSON-RPC 2.0 over HTTP on a unix socket, many interfaces per socket,
+and on TCP with mutual TLS too when given ``listen`` (:mod:`.tcpserver`).
 
 Plugins call :func:`run` (blocking, for entry points) or use :class:`Server` in-process.
 One socket serves several interfaces and several typed objects per interface (the
@@ -24,7 +25,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from infrakit import errors
-from infrakit.rpc import discovery, dispatch, httpserver, jsonrpc, sockets
+from infrakit.rpc import (
+    discovery,
+    dispatch,
+    httpserver,
+    jsonrpc,
+    listening,
+    sockets,
+    tcpserver,
+)
 from infrakit.rpc import flavor as flavor_rpc
 from infrakit.rpc import group as group_rpc
 from infrakit.rpc import instance as instance_rpc
@@ -42,7 +51,9 @@ STOP_GRACE = 5.0
 
 
 class Server:
-    """Serves implementation objects on ``<plugins dir>/<name>`` until stopped.
+    """Serves implementation objects on ``<plugins dir>/<name>`` until stopped, and on
+    ``listen`` (TCP, mutual TLS unless it has no certificate) when given; without it, on
+    what the process's flags configured (:func:`.listening.configured`), if anything.
 
     HTTP is :class:`infrakit.rpc.httpserver.ServerProtocol` (measured leaner than aiohttp's
     server: see that module).
@@ -52,7 +63,8 @@ class Server:
                  group: Any = None, manager: Any = None, metadata: Any = None,
                  plugins_dir: str | pathlib.Path | None = None,
                  extra_methods: dispatch.Methods | None = None,
-                 max_body: int = MAX_BODY) -> None:
+                 max_body: int = MAX_BODY,
+                 listen: listening.Listen | None = None) -> None:
         sockets.check_name(name)
         self.name = name
         self.directory = pathlib.Path(plugins_dir) if plugins_dir else discovery.plugins_dir()
@@ -67,6 +79,15 @@ class Server:
         self._connections: set[httpserver.ServerProtocol] = set()
         self._listener: asyncio.AbstractServer | None = None
         self._inode: int | None = None
+        self.listen = listen or listening.configured()
+        self._tcp: tcpserver.Listener | None = None
+        self._too_big = (413, _encode(jsonrpc.error(None, errors.ProtocolError(
+            f"invalid request: body exceeds the limit of {self.max_body} bytes"))))
+
+    @property
+    def url(self) -> str | None:
+        """The URL the TCP listener answers at, once started (``None`` without one)."""
+        return self._tcp.url if self._tcp is not None else None
 
     def _register(self, *served: Any) -> None:
         tables = (
@@ -108,24 +129,29 @@ class Server:
         """
         sockets.ensure_dir(self.directory)
         path = sockets.socket_path(self.directory, self.name)
-        listening, self._inode = _bind(path)
-        too_big = (413, _encode(jsonrpc.error(None, errors.ProtocolError(
-            f"invalid request: body exceeds the limit of {self.max_body} bytes"))))
-
-        def connection() -> httpserver.ServerProtocol:
-            return httpserver.ServerProtocol(self._handle, max_body=self.max_body,
-                                             too_big=too_big, connections=self._connections)
-
+        bound, self._inode = _bind(path)
         try:
             self._listener = await asyncio.get_running_loop().create_unix_server(
-                connection, sock=listening)
+                self._connection, sock=bound)
         except BaseException:
-            listening.close()
+            bound.close()
             sockets.release(path, inode=self._inode)
             raise
         self.path = path
         log.info("plugin %s listening at %s (%s)", self.name, path,
                  ", ".join(api.key() for api in self.apis))
+        if self.listen is not None:
+            tcp = tcpserver.Listener(self.listen, self._connection, name=self.name)
+            try:
+                await tcp.start()
+            except BaseException:
+                await self.stop()
+                raise
+            self._tcp = tcp
+
+    def _connection(self) -> httpserver.ServerProtocol:
+        return httpserver.ServerProtocol(self._handle, max_body=self.max_body,
+                                         too_big=self._too_big, connections=self._connections)
 
     async def stop(self) -> None:
         """Stop answering and remove the socket and pid file (if still ours).
@@ -133,6 +159,9 @@ class Server:
         Idle connections close at once; calls in flight get :data:`STOP_GRACE` seconds to
         answer, then are cancelled. Nothing the server started is left running.
         """
+        if self._tcp is not None:
+            await self._tcp.close()
+            self._tcp = None
         if self._listener is not None:
             self._listener.close()
             self._listener = None

@@ -1,7 +1,10 @@
 """A small, dependency-free, blocking JSON-RPC client for the CLI (stdlib only).
 
 One call opens one connection: the CLI makes a handful of calls and exits, so pooling would
-buy nothing. Errors come back as our exception types through ``jsonrpc.unwrap_response``.
+buy nothing. The plugin is a unix socket path or a URL (:mod:`.address`; ``https://`` is
+mutual TLS with the process's certificate, :mod:`.tls`). Errors come back as our exception
+types through ``jsonrpc.unwrap_response``; a TLS failure is ``Unavailable`` naming the URL
+and the cause.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import itertools
 import json
 import pathlib
 import socket
+import ssl
 from typing import Any
 
 from infrakit import errors
-from infrakit.rpc import jsonrpc
+from infrakit.rpc import address, jsonrpc, tls
 from infrakit.spi import handshake
 
 _ids = itertools.count(1)
@@ -37,18 +41,32 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 class Client:
-    """Blocking calls to the plugin at ``path``."""
+    """Blocking calls to the plugin at ``path`` (a socket path or a URL)."""
 
     def __init__(self, path: str | pathlib.Path, *, name: str | None = None,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, settings: tls.Settings | None = None) -> None:
         self.path = str(path)
-        self.name = name or pathlib.Path(path).name
+        self.address = address.parse(self.path) if address.is_url(self.path) else None
+        default = (self.address.name or self.address.lookup) if self.address \
+            else pathlib.Path(path).name
+        self.name = name or default
         self.timeout = timeout
+        self._settings = settings
         self._apis: list[handshake.Interface] | None = None
 
+    def _connection(self) -> http.client.HTTPConnection:
+        where = self.address
+        if where is None:
+            return _UnixConnection(self.path, self.timeout)
+        context = tls.context_for(where, self._settings)
+        if context is None:
+            return http.client.HTTPConnection(where.host, where.port, timeout=self.timeout)
+        return http.client.HTTPSConnection(where.host, where.port, timeout=self.timeout,
+                                           context=context)
+
     def call(self, method: str, params: dict[str, Any]) -> Any:
-        body = json.dumps(jsonrpc.request(method, params, next(_ids)))
-        connection = _UnixConnection(self.path, self.timeout)
+        body = json.dumps(jsonrpc.request(method, params, next(_ids))).encode()
+        connection = self._connection()
         try:
             connection.request("POST", "/", body=body,
                                headers={"Content-Type": "application/json"})
@@ -57,6 +75,14 @@ class Client:
         except TimeoutError:
             raise errors.CallTimeout(
                 f"{self.name}: {method} did not answer within {self.timeout:g}s",
+                plugin=self.name) from None
+        except ssl.SSLError as exc:
+            raise errors.Unavailable(
+                f"{self.name}: cannot reach plugin at {self.path}: TLS: {tls.explain(exc)}",
+                plugin=self.name) from None
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise errors.Unavailable(
+                f"{self.name}: cannot reach plugin at {self.path}: {self._dropped(exc)}",
                 plugin=self.name) from None
         except OSError as exc:
             raise errors.Unavailable(
@@ -73,6 +99,13 @@ class Client:
                 f"{self.name}: answer is not JSON (HTTP {response.status}): {raw[:200]!r}"
             ) from None
         return jsonrpc.unwrap_response(message)
+
+    def _dropped(self, exc: OSError) -> str:
+        if self.address is not None and self.address.secure:
+            # TLS 1.3: a refused certificate may show as a reset instead of the alert.
+            return (f"{exc.strerror or exc} during TLS (was our certificate refused? the "
+                    "plugin's log says why)")
+        return str(exc.strerror or exc)
 
     def implements(self) -> list[handshake.Interface]:
         if self._apis is None:
