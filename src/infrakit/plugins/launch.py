@@ -64,3 +64,15 @@ def group_waker(group_plugin: str) -> Callable[[], None]:
             log.debug("could not wake %s: %s", group_plugin, exc.message)
 
     return wake
+
+
+def namespace_tags(values: list[str]) -> dict[str, str]:
+    """``["a=b,c=d", "e=f"]`` → ``{"a": "b", "c": "d", "e": "f"}``."""
+    tags = {}
+    for value in values:
+        for item in filter(None, value.split(",")):
+            key, sep, text = item.partition("=")
+            if not sep or not key.strip():
+                raise errors.UsageError(f"--namespace-tags: expected key=value, got {item!r}")
+            tags[key.strip()] = text.strip()
+    return tags

@@ -11,7 +11,8 @@ import privatedocker
 import pytest
 
 from infrakit import errors
-from infrakit.plugins.instance.docker import engine, events, serve
+from infrakit.plugins import launch
+from infrakit.plugins.instance.docker import engine, events
 
 
 @pytest.mark.docker
@@ -107,9 +108,9 @@ def test_a_bad_url_is_a_usage_error(url: str) -> None:
 
 
 def test_namespace_tags_parse_like_the_original() -> None:
-    assert serve.namespace_tags(["a=b,c=d", "e="]) == {"a": "b", "c": "d", "e": ""}
+    assert launch.namespace_tags(["a=b,c=d", "e="]) == {"a": "b", "c": "d", "e": ""}
     with pytest.raises(errors.UsageError, match="--namespace-tags: expected key=value"):
-        serve.namespace_tags(["novalue"])
+        launch.namespace_tags(["novalue"])
 
 
 def test_events_are_filtered_to_group_members_in_the_namespace() -> None:

@@ -44,20 +44,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = launch.parse(argv, prog="infrakit-instance-docker",
                         description="Docker container instance plugin",
                         default_name="instance-docker", notify=True, flags=own)
-    args.namespace = namespace_tags(args.namespace_tags)
+    args.namespace = launch.namespace_tags(args.namespace_tags)
     return args
-
-
-def namespace_tags(values: list[str]) -> dict[str, str]:
-    """``["a=b,c=d", "e=f"]`` → ``{"a": "b", "c": "d", "e": "f"}``."""
-    tags = {}
-    for value in values:
-        for item in filter(None, value.split(",")):
-            key, sep, text = item.partition("=")
-            if not sep or not key.strip():
-                raise errors.UsageError(f"--namespace-tags: expected key=value, got {item!r}")
-            tags[key.strip()] = text.strip()
-    return tags
 
 
 async def serve(args: argparse.Namespace) -> None:
