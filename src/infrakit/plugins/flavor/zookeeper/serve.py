@@ -1,0 +1,43 @@
+"""``infrakit-flavor-zookeeper``: the plugin as its own process, with v0.5's flags.
+
+    infrakit-flavor-zookeeper [--name flavor-zookeeper] [--log 0-5]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from infrakit import errors
+from infrakit.plugins import launch
+from infrakit.plugins.flavor.zookeeper import plugin
+
+NAME = "flavor-zookeeper"
+
+
+async def serve(name: str) -> None:
+    """Serve until SIGTERM or SIGINT; then stop watching for members to add."""
+    from infrakit.rpc import server
+
+    served = plugin.Plugin()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        async with server.Server(name, flavor=served):
+            await stopping.wait()
+    finally:
+        await served.close()
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Entry point: a start-up failure exits with one line."""
+    args = launch.parse(argv, prog="infrakit-flavor-zookeeper",
+                        description="ZooKeeper flavor plugin", default_name=NAME)
+    try:
+        asyncio.run(serve(args.name))
+    except errors.InfrakitError as exc:
+        print(f"infrakit-flavor-zookeeper: {exc.message}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
