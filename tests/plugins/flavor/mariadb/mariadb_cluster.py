@@ -1,0 +1,168 @@
+"""Real ``mariadbd`` members on 127.0.0.31-33 for the MariaDB flavor tests (used by their
+fixtures in ``conftest.py`` and by the tests).
+
+- :class:`Members`: members started straight from the Init script the flavor prepares (what
+  an instance plugin would run), for tests of the plugin's methods against live servers;
+- :func:`sql` and friends: a client of the members, as the cluster's administrator;
+- :func:`kill_recorded`: the end of every member ``instance-process`` started.
+
+Every server listens on a port free on all three addresses, keeps its data under a directory
+of its test module, and is stopped by pid at the end, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from infrakit import testing
+from infrakit.plugins.flavor.mariadb import config, script
+
+IDS = ["127.0.0.31", "127.0.0.32", "127.0.0.33"]
+PRIMARY = IDS[0]
+ACCOUNT = {"user": "infrakit", "password": "infrakit"}
+"""The flavor's default account, which the tests use as the cluster's administrator."""
+
+
+def shared_port() -> int:
+    """A port nothing listens on at any of :data:`IDS` now."""
+    for _ in range(50):
+        port = testing.free_port()
+        if all(_free(address, port) for address in IDS):
+            return port
+    raise AssertionError("no port free on every member address")
+
+
+def _free(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def sql(lid: str, port: int, query: str, args: Any = None) -> list[dict[str, Any]]:
+    """Run one statement on member ``lid`` as the administrator; its rows."""
+    import pymysql
+
+    connection = pymysql.connect(host=lid, port=port, connect_timeout=5, read_timeout=30,
+                                 autocommit=True, cursorclass=pymysql.cursors.DictCursor,
+                                 **ACCOUNT)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(query, args)
+            return list(cursor.fetchall())
+    finally:
+        connection.close()
+
+
+def answers(lid: str, port: int) -> bool:
+    try:
+        sql(lid, port, "SELECT 1")
+    except Exception:  # any failure: not up yet
+        return False
+    return True
+
+
+def applied(lid: str, port: int, position: str, *, timeout: float = 30.0) -> bool:
+    """Whether replica ``lid`` applies GTID ``position`` within ``timeout`` seconds."""
+    rows = sql(lid, port, "SELECT MASTER_GTID_WAIT(%s, %s) AS waited", (position, timeout))
+    return bool(rows[0]["waited"] == 0)
+
+
+def position(port: int) -> str:
+    """The primary's last write."""
+    return str(sql(PRIMARY, port, "SELECT @@gtid_binlog_pos AS gtid")[0]["gtid"])
+
+
+class Members:
+    """Members run from the flavor's Init script, each a session of its own."""
+
+    def __init__(self, work: pathlib.Path, properties: dict[str, Any]) -> None:
+        self.work = work
+        self.properties = properties
+        self.port = int(properties["Port"])
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, lid: str) -> None:
+        init = script.render(config.parse(self.properties), logical_id=lid, primary=PRIMARY)
+        with (self.work / f"{lid}.out").open("ab") as out:
+            self.processes[lid] = subprocess.Popen(
+                ["/bin/sh", "-c", init], cwd=self.work, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_up(self, *lids: str, timeout: float = 90.0) -> None:
+        for lid in lids:
+            if not testing.wait_until(lambda lid=lid: self._up(lid), timeout=timeout):
+                raise AssertionError(f"{lid} did not come up: {self.said(lid)}")
+
+    def _up(self, lid: str) -> bool:
+        process = self.processes[lid]
+        if process.poll() is not None:
+            raise AssertionError(f"{lid} exited {process.returncode}: {self.said(lid)}")
+        return answers(lid, self.port)
+
+    def stop(self, *lids: str) -> None:
+        testing.stop_processes([self.processes[lid] for lid in lids or list(self.processes)],
+                               timeout=60)
+
+    def said(self, lid: str) -> str:
+        texts = [path.read_text(errors="replace")[-1500:] for path in
+                 (self.work / f"{lid}.out", self.work / "mariadb" / lid / "error.log")
+                 if path.exists()]
+        return "\n".join(texts)
+
+
+@contextlib.contextmanager
+def workdir(prefix: str) -> Iterator[pathlib.Path]:
+    """A directory of our own (short, for the servers' unix sockets; and out of reach of the
+    clean-up of pytest's numbered temporary dirs), removed at the end."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def recorded(state: pathlib.Path) -> dict[str, dict[str, Any]]:
+    """instance-process's records (ID, LogicalID, Pid, StartTime …) by logical ID."""
+    found = {}
+    for path in state.glob("*.json") if state.exists() else []:
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(path.read_text())
+            found[record.get("LogicalID") or record["ID"]] = record
+    return found
+
+
+def same_process(record: dict[str, Any]) -> bool:
+    """Whether the record's pid is still the process it started (not a recycled pid)."""
+    try:
+        text = pathlib.Path(f"/proc/{int(record['Pid'])}/stat").read_text()
+    except (OSError, ValueError, KeyError):
+        return False
+    return int(text.rsplit(")", 1)[1].split()[19]) == int(record["StartTime"])
+
+
+def kill_recorded(state: pathlib.Path) -> None:
+    """Kill the session of every instance recorded in ``state`` that still runs, and wait
+    until the servers are gone (their ports are then free for the next test module)."""
+    killed = []
+    for record in recorded(state).values():
+        if same_process(record):
+            with contextlib.suppress(OSError):
+                os.killpg(int(record["Pid"]), signal.SIGKILL)
+                killed.append(record)
+    deadline = time.monotonic() + 10
+    while any(same_process(r) for r in killed) and time.monotonic() < deadline:
+        time.sleep(0.05)
