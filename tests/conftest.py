@@ -23,6 +23,8 @@ SLOW = {
     "tests/manager/test_forward_tcp.py": "managers on two plugins dirs over mTLS, a real etcd",
     "tests/rpc/test_tls_plugins.py": "plugin processes listening on TCP with mTLS",
     "tests/plugins/instance/test_instance_host.py": "hosts in namespaces",
+    "tests/plugins/flavor/swarm/": "swarms of dockerds on hosts in namespaces",
+    "tests/e2e/test_managers_across_hosts.py": "managers, etcd and groups on three hosts",
     "tests/plugins/instance/aws/": "a real moto_server, plugin processes",
     "tests/plugins/instance/terraform/": "real terraform applies",
     "tests/plugins/instance/vagrant/": "real vagrant on a private dockerd",
