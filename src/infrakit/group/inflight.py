@@ -5,7 +5,12 @@ The supervisor notes here every creation and removal it starts and ends; each re
 nets its listing against the ledger (:meth:`Ledger.account`), so that a slow or eventually
 consistent instance plugin never causes a second create or destroy: a member created but
 not yet listed is counted (``expected_new``), one destroyed but still listed is not
-(``expected_gone``), until a listing shows it or a TTL passes. Pure bookkeeping, no I/O.
+(``expected_gone``), until a listing shows it or a TTL passes. A plugin may also list a new
+member before its Provision returns (Docker lists a container once created, before it is
+started): a member first listed while creations of its kind are in flight *claims* one of
+them and counts as that creation, not yet as a member, until the creation ends: never twice,
+and never as up before its Provision says so.
+Pure bookkeeping, no I/O.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class Ledger:
     def __init__(self) -> None:
         self.creating: dict[int, instance.LogicalID | None] = {}
         """Creations in flight by token."""
+        self.claims: dict[int, str] = {}
+        """Creations in flight whose member is listed already: token → member ID."""
         self.removing: set[str] = set()
         """Members being drained and destroyed by a decision."""
         self.doomed: set[str] = set()
@@ -92,9 +99,13 @@ class Ledger:
 
     def creation_ended(self, token: int) -> None:
         del self.creating[token]
+        self.claims.pop(token, None)
 
-    def created(self, member: instance.Description, now: float) -> None:
-        """A creation succeeded: count the member until a listing shows it."""
+    def created(self, member: instance.Description, now: float, *,
+                token: int | None = None) -> None:
+        """Creation ``token`` succeeded: count the member until a listing shows it."""
+        if token is not None:
+            self._settle(token, member.id)
         self.first_seen[member.id] = now
         self.expected_new[member.id] = (now, member)
         self.present[member.id] = member
@@ -126,6 +137,8 @@ class Ledger:
         """What is there, net of the work in flight and of its effects not yet listed;
         expectations older than ``ttl`` are dropped."""
         observed: dict[str, instance.Description] = {m.id: m for m in listed}
+        if self.creating:
+            self._claim(observed)
         unlisted: set[str] = set()
         for iid, (when, _) in list(self.expected_new.items()):
             if iid in observed or now - when > ttl:
@@ -138,6 +151,8 @@ class Ledger:
         members = dict(observed)
         for going in (self.removing | self.expected_gone.keys()) & members.keys():
             del members[going]
+        for creating in self.claims.values():
+            members.pop(creating, None)  # counted as its creation until that ends
         unobserved = frozenset(self.expected_new)
         members.update((iid, m) for iid, (_, m) in self.expected_new.items())
         # Set operations, not loops: this runs over every member at every poll.
@@ -153,6 +168,33 @@ class Ledger:
         self._gone_by_us &= self.expected_gone.keys() | self.removing | self.doomed
         self.present = members
         return Accounted(members=members, unobserved=unobserved, vanished=vanished)
+
+    def _claim(self, observed: dict[str, instance.Description]) -> None:
+        """Members listed for the first time while creations are in flight claim one of
+        their kind (same logical ID; ``None`` for cattle)."""
+        fresh = observed.keys() - self.first_seen.keys() - set(self.claims.values())
+        if not fresh:
+            return
+        free: dict[instance.LogicalID | None, list[int]] = {}
+        for token, lid in self.creating.items():
+            if token not in self.claims:
+                free.setdefault(lid, []).append(token)
+        for iid in sorted(fresh):
+            tokens = free.get(observed[iid].logical_id)
+            if tokens:
+                self.claims[tokens.pop(0)] = iid
+
+    def _settle(self, token: int, iid: str) -> None:
+        """Creation ``token`` made ``iid``: if another creation claimed ``iid``, that one
+        takes over what ``token`` had claimed (or claims nothing: its member is unlisted)."""
+        mine = self.claims.pop(token, None)
+        other = next((t for t, claimed in self.claims.items() if claimed == iid), None)
+        if other is None:
+            return
+        if mine is not None and mine != iid:
+            self.claims[other] = mine
+        else:
+            del self.claims[other]
 
     # Reading ---------------------------------------------------------------------------
 

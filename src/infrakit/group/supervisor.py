@@ -356,17 +356,18 @@ class Supervisor:
                 return False
             self.breaker.succeeded()
             if iid is not None:
-                self._expect(target, iid, create.logical_id)
+                self._expect(target, iid, create.logical_id, token=token)
             self.recorder.add("created", f"created {iid} because {create.reason}", instance=iid)
             return True
         finally:
             self.ledger.creation_ended(token)
 
-    def _expect(self, target: Target, iid: str, logical_id: instance.LogicalID | None) -> None:
+    def _expect(self, target: Target, iid: str, logical_id: instance.LogicalID | None, *,
+                token: int | None = None) -> None:
         self.ledger.created(instance.Description(
             id=instance.ID(iid), logical_id=logical_id,
             tags={tags.GROUP: target.gid, tags.CONFIG_SHA: target.sha}),
-            self.clock.monotonic())
+            self.clock.monotonic(), token=token)
 
     async def _remove(self, target: Target, removal: membership.Removal, *,
                       plugins: actions.Plugins, round_: int) -> bool:
