@@ -11,7 +11,9 @@ busybox, built locally (nothing is pulled). For each N (default 10, 50, 100) and
 - destroy: DestroyGroup until no container of the group is left, running or exited;
 
 against the floor: N ``docker run -d`` from the CLI one after another, and all N at once
-(each then removed). ``--original DIR`` (or ``$INFRAKIT_ORIGINAL_BIN``) also runs InfraKit
+(each then removed); the heal against as many ``docker run -d`` at once as it replaces
+(``cli_heal_floor``; the goal: heal < 1 s + that floor, ``heal_over_floor`` < 1).
+``--original DIR`` (or ``$INFRAKIT_ORIGINAL_BIN``) also runs InfraKit
 v0.5's ``infrakit-group-default``, ``infrakit-instance-docker`` and
 ``infrakit-flavor-vanilla`` from DIR, with the original's Properties layout; it has no
 surge (its rolling update is one at a time: measured with its default, reported apart) and
@@ -231,7 +233,10 @@ def main() -> None:
                 "cli_sequential": median([cli_runs(dockerd, size, parallel=False)
                                           for _ in range(args.runs)]),
                 "cli_parallel": median([cli_runs(dockerd, size, parallel=True)
-                                        for _ in range(args.runs)])}
+                                        for _ in range(args.runs)]),
+                # the heal's floor: as many `docker run`s at once as the heal replaces
+                "cli_heal_floor": median([cli_runs(dockerd, max(1, size // 10), parallel=True)
+                                          for _ in range(args.runs)])}
             for who, binaries in (("ours", None), ("original", args.original)):
                 if who == "original" and binaries is None:
                     continue
@@ -242,6 +247,7 @@ def main() -> None:
                 row[who] = {key: median([r[key] for r in runs]) for key in runs[0]}
             row["converge_vs_parallel_floor"] = round(
                 row["ours"]["converge"] / row["cli_parallel"], 2)
+            row["heal_over_floor"] = round(row["ours"]["heal"] - row["cli_heal_floor"], 3)
             results[str(size)] = row
             print(json.dumps({size: row}), flush=True)
     finally:
