@@ -21,7 +21,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from infrakit import errors
@@ -307,20 +307,35 @@ def _dir_lock(directory: pathlib.Path) -> Iterator[None]:
         os.close(fd)  # closing the last descriptor releases the lock
 
 
-async def serve(name: str, **kwargs: Any) -> None:
-    """Serve until SIGTERM or SIGINT, then clean up the socket and pid file."""
+async def stopped() -> None:
+    """Return at SIGTERM or SIGINT: where a plugin process's serving ends."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+
+
+async def serve(name: str, **kwargs: Any) -> None:
+    """Serve until SIGTERM or SIGINT, then clean up the socket and pid file."""
     async with Server(name, **kwargs):
-        await stopping.wait()
+        await stopped()
 
 
 def run(name: str, **kwargs: Any) -> None:
     """Blocking entry point for plugin processes: a start-up failure exits with one line."""
+    main(name, lambda: serve(name, **kwargs))
+
+
+def main(command: str, serving: Callable[[], Awaitable[None]]) -> None:
+    """Run the coroutine ``serving()`` makes (its flags parsed inside, so a bad one is caught
+    too); an ``InfrakitError`` exits with one line naming ``command`` and its exit code."""
     try:
-        asyncio.run(serve(name, **kwargs))
+        asyncio.run(_awaited(serving))
     except errors.InfrakitError as exc:
-        print(f"{name}: {exc.message}", file=sys.stderr)
+        print(f"{command}: {exc.message}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
+
+
+async def _awaited(serving: Callable[[], Awaitable[None]]) -> None:
+    await serving()

@@ -17,10 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
-import sys
 
-from infrakit import errors
 from infrakit.plugins import launch
 from infrakit.plugins.instance.docker import engine, events, plugin
 
@@ -54,18 +51,14 @@ async def serve(args: argparse.Namespace) -> None:
 
     docker = engine.Engine(args.url, version=args.version)
     served = plugin.Plugin(docker, name=args.name, namespace=args.namespace)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
     waker = events.Waker(launch.group_waker(args.notify)) if args.notify else None
     async with server.Server(args.name, instance=served):
         watcher = None
         if waker is not None:
-            watcher = loop.create_task(events.watch(docker, waker, namespace=args.namespace,
-                                                    ignore=served.destroying))
+            watcher = asyncio.create_task(events.watch(docker, waker, namespace=args.namespace,
+                                                       ignore=served.destroying))
         try:
-            await stopping.wait()
+            await server.stopped()
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -77,9 +70,6 @@ async def serve(args: argparse.Namespace) -> None:
 
 def run(argv: list[str] | None = None) -> None:
     """Entry point: a start-up failure exits with one line."""
-    try:
-        args = parse(argv)
-        asyncio.run(serve(args))
-    except errors.InfrakitError as exc:
-        print(f"infrakit-instance-docker: {exc.message}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
+    from infrakit.rpc import server
+
+    server.main("infrakit-instance-docker", lambda: serve(parse(argv)))

@@ -13,11 +13,8 @@ temp dir, where state does not belong); a relative one is taken from the current
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import pathlib
-import signal
-import sys
 
 from infrakit import durations, errors
 from infrakit.plugins import launch
@@ -80,22 +77,15 @@ async def serve(args: argparse.Namespace) -> None:
 
     served = build(args)
     await served.start()
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
     try:
         async with server.Server(args.name, instance=served):
-            await stopping.wait()
+            await server.stopped()
     finally:
         await served.close()
 
 
 def run(argv: list[str] | None = None) -> None:
     """Entry point: a start-up failure exits with one line."""
-    try:
-        args = parse(argv)
-        asyncio.run(serve(args))
-    except errors.InfrakitError as exc:
-        print(f"infrakit-{NAME}: {exc.message}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
+    from infrakit.rpc import server
+
+    server.main(f"infrakit-{NAME}", lambda: serve(parse(argv)))

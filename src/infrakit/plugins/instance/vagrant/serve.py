@@ -13,10 +13,7 @@ template (a path or a ``file://``/``http(s)://`` URL, read once at start). A mis
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shutil
-import signal
-import sys
 
 from infrakit import durations, errors
 from infrakit.plugins import launch
@@ -64,22 +61,15 @@ async def serve(args: argparse.Namespace) -> None:
     served = plugin.Plugin(args.dir, name=args.name, template=args.vagrantfile,
                            vagrant=commands.Vagrant(args.vagrant, parallel=args.max_parallel,
                                                     timeouts=args.timeouts))
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
     try:
         async with server.Server(args.name, instance=served):
-            await stopping.wait()
+            await server.stopped()
     finally:
         await served.close()
 
 
 def run(argv: list[str] | None = None) -> None:
     """Entry point: a start-up failure exits with one line."""
-    try:
-        args = parse(argv)
-        asyncio.run(serve(args))
-    except errors.InfrakitError as exc:
-        print(f"infrakit-instance-vagrant: {exc.message}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
+    from infrakit.rpc import server
+
+    server.main("infrakit-instance-vagrant", lambda: serve(parse(argv)))
