@@ -74,6 +74,12 @@ class Stack:
         kill_members(self.state)
         shutil.rmtree(self.sockets, ignore_errors=True)
 
+    def restart_flavor(self) -> None:
+        """Stop flavor-zookeeper and start a new one on the same state directory."""
+        testing.stop_processes([self.processes.pop("flavor-zookeeper")], timeout=10)
+        self._spawn("flavor-zookeeper", "infrakit-flavor-zookeeper", "--log", "4")
+        self._wait_ready()
+
     def _spawn(self, name: str, program: str, *argv: str) -> None:
         path = program if os.sep in program else str(BIN / program)
         with (self.work / f"{name}.log").open("ab") as log:

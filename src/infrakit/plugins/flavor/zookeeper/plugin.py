@@ -16,9 +16,17 @@ addresses:
 - **CanRemove**: a healthy voter may go only while the other healthy voters, less those
   already allowed to go, are still a quorum (``replacing 127.0.0.12 would leave 1 of 3
   voting members``); **Order**: members that do not serve first, the leader last.
+- **Startup**: within ``Startup`` of Prepare (the tag ``zookeeper.prepared``), a member that
+  is not a voter yet is Unknown (starting), not Unhealthy: v0.5's group plugin abandons a
+  rolling update at the first Unhealthy verdict.
+- **The super user**: reconfiguration needs it (members check ACLs). Its password is
+  ``SuperPassword``, else one derived per group from the flavor's key (:mod:`.secret`).
 - **Drain** removes the member from the ensemble (``reconfig``), so that the quorum is
-  counted among those that stay, and a removed leader hands over at once. Best effort: a
-  failed reconfiguration is logged and the member goes anyway (CanRemove already said it may).
+  counted among those that stay, and a removed leader hands over at once. It first waits
+  (up to ``DRAIN_WAIT``) until the other healthy voters are a quorum without it, which they
+  already are when the group asked CanRemove; v0.5's group plugin asks nothing and drains the
+  next member without waiting for the last replacement to be healthy. Best effort: a failed
+  reconfiguration is logged and the member goes anyway.
 """
 
 from __future__ import annotations
@@ -26,12 +34,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pathlib
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from infrakit import errors
-from infrakit.plugins.flavor.zookeeper import ensemble, reconfig, script, words
+from infrakit import durations, errors
+from infrakit.plugins.flavor.zookeeper import ensemble, reconfig, script, secret, words
 from infrakit.plugins.flavor.zookeeper import properties as zkprops
 from infrakit.spi import flavor, instance
 
@@ -45,12 +54,18 @@ JOIN_POLL = 0.5
 """How often that watch looks."""
 REMEMBER = 120.0
 """How long an allowed removal counts as leaving, and a drained member stays drained."""
+DRAIN_WAIT = 120.0
+"""How long Drain of a healthy voter waits for the others to be a quorum without it (a group
+plugin that asks no CanRemove, such as v0.5's, drains the next member as soon as the last
+replacement is not Unhealthy)."""
 
 
 class Plugin:
-    """The zookeeper flavor. One membership change at a time (a lock), whichever ensemble."""
+    """The zookeeper flavor. One membership change at a time (a lock), whichever ensemble.
+    ``state`` is the directory of the key the super user's passwords come from."""
 
-    def __init__(self) -> None:
+    def __init__(self, state: pathlib.Path) -> None:
+        self._keeper = secret.Keeper(state)
         self._changing = asyncio.Lock()
         self._drained: dict[str, float] = {}
         """Drained instances by ID (when): never added back."""
@@ -83,22 +98,38 @@ class Plugin:
             raise errors.InvalidError(f"LogicalID: {lid} is not in Allocation.LogicalIDs",
                                       field="LogicalID")
         me = _server(props, lid)
+        group = spec.tags.get(zkprops.GROUP_TAG) or str(index.group)
+        password = await self._password(props, group)
         current, _ = await self._observe(props, lids)
         if current is None:
             membership = ensemble.Membership({s.id: s for s in (_server(props, x) for x in lids)})
         else:
             membership = current.with_server(me)
             if me.id not in {voter.id for voter in current.voters}:
-                self._watch(props, me, lid=lid)
-        init = script.init(props, lid=lid, server=me.id, membership=membership)
-        return spec.model_copy(update={"init": init})
+                self._watch(props, me, lid=lid, password=password)
+        init = script.init(props, lid=lid, server=me.id, membership=membership,
+                           password=password)
+        tags = {**spec.tags, zkprops.PREPARED_TAG: str(int(time.time()))}
+        return spec.model_copy(update={"init": init, "tags": tags})
 
     async def healthy(self, properties: Any, inst: instance.Description) -> flavor.Health:
         return (await self.judge(properties, inst)).health
 
     async def judge(self, properties: Any, inst: instance.Description) -> flavor.Verdict:
-        """Healthy with the reason; a member up but not in the ensemble is added if it may be."""
+        """Healthy with the reason; a member up but not in the ensemble is added if it may be.
+        Within its startup window, a member not serving as a voter yet is Unknown."""
         props = zkprops.parse(properties)
+        verdict = await self._judge(props, inst)
+        age = zkprops.age(inst, now=time.time())
+        if (verdict.health != UNHEALTHY or age is None or not 0 <= age < props.startup
+                or self._is_drained(str(inst.id))):
+            return verdict
+        return flavor.Verdict(UNKNOWN, f"starting ({durations.format_duration(age)} of "
+                                       f"{durations.format_duration(props.startup)}): "
+                                       f"{verdict.reason}")
+
+    async def _judge(self, props: zkprops.Properties,
+                     inst: instance.Description) -> flavor.Verdict:
         try:
             me = _server(props, zkprops.logical_id(inst))
         except errors.InvalidError as exc:
@@ -114,7 +145,8 @@ class Plugin:
                                              "not as a voting member")
         if self._is_drained(str(inst.id)):
             return flavor.Verdict(UNHEALTHY, f"{seen.address}: removed from the ensemble")
-        joined, why = await self._join(props, me)
+        password = await self._password(props, inst.tags.get(zkprops.GROUP_TAG, ""))
+        joined, why = await self._join(props, me, password=password)
         if joined:
             return flavor.Verdict(HEALTHY, f"{seen.address}: joined the ensemble as server "
                                            f"{me.id}")
@@ -126,10 +158,12 @@ class Plugin:
         props = zkprops.parse(properties)
         lid = zkprops.logical_id(inst)
         me = _server(props, lid)
+        password = await self._password(props, inst.tags.get(zkprops.GROUP_TAG, ""))
         self._drained[str(inst.id)] = time.monotonic()
         watch = self._watches.pop(lid, None)
         if watch is not None:
             watch.cancel()
+        await self._until_removable(props, lid, me)
         async with self._changing:
             for attempt in range(2):
                 membership, _ = await self._observe(props, [lid])
@@ -139,7 +173,7 @@ class Plugin:
                     log.info("drain %s: server %d is the last voter; left as it is", lid, me.id)
                     return
                 try:
-                    await reconfig.remove(membership, me.id, password=props.super_password)
+                    await reconfig.remove(membership, me.id, password=password)
                 except errors.TemporaryError as exc:
                     log.warning("drain %s (attempt %d): %s", lid, attempt + 1, exc.message)
                     continue
@@ -198,7 +232,37 @@ class Plugin:
                                        or membership.version >= self._last.version):
             self._last = membership
 
-    async def _join(self, props: zkprops.Properties, me: ensemble.Server) -> tuple[bool, str]:
+    async def _until_removable(self, props: zkprops.Properties, lid: str,
+                               me: ensemble.Server) -> None:
+        """Wait, up to ``DRAIN_WAIT``, until removing ``me`` keeps a quorum (at once when it
+        does already). Not under the lock: the replacement that makes the quorum joins under
+        it meanwhile."""
+        deadline = time.monotonic() + DRAIN_WAIT
+        said = ""
+        while True:
+            membership, seen = await self._observe(props, [lid])
+            healthy = [status.me for status in seen if status.voting and status.me is not None]
+            decision = ensemble.removal(lid, me.id, membership=membership, healthy=healthy)
+            if decision.allowed:
+                return
+            if time.monotonic() >= deadline:
+                log.warning("drain %s: %s; draining anyway after %gs", lid, decision.reason,
+                            DRAIN_WAIT)
+                return
+            if decision.reason != said:
+                log.info("drain %s waits: %s", lid, decision.reason)
+                said = decision.reason
+            await asyncio.sleep(JOIN_POLL)
+
+    async def _password(self, props: zkprops.Properties, group: str) -> str:
+        """The super user's password of ``group``'s ensemble (the key file is read off the
+        event loop, once)."""
+        if props.super_password is not None:
+            return props.super_password.get_secret_value()
+        return await asyncio.to_thread(self._keeper.password, group)
+
+    async def _join(self, props: zkprops.Properties, me: ensemble.Server, *,
+                    password: str) -> tuple[bool, str]:
         """Add ``me`` (up, following, not voting) to the ensemble if the quorum holds; whether
         it is a voter now, and why not."""
         async with self._changing:
@@ -219,30 +283,34 @@ class Plugin:
                 return False, (f"adding it now would not keep a quorum: {len(set(healthy))} of "
                                f"{len(membership.voters)} voting members serve")
             try:
-                await reconfig.add(membership, me, password=props.super_password)
+                await reconfig.add(membership, me, password=password)
             except errors.TemporaryError as exc:
                 log.info("join of server %d: %s", me.id, exc.message)
             seen = await words.status(me.host, me.client_port)
             self._note(seen.membership)
             return seen.voting, "" if seen.voting else "reconfig did not add it yet"
 
-    def _watch(self, props: zkprops.Properties, me: ensemble.Server, *, lid: str) -> None:
+    def _watch(self, props: zkprops.Properties, me: ensemble.Server, *, lid: str,
+               password: str) -> None:
         """Add the member once it is up and synced (a member nobody probes joins too)."""
         old = self._watches.pop(lid, None)
         if old is not None:
             old.cancel()
-        task = asyncio.get_running_loop().create_task(self._watching(props, me))
+        task = asyncio.get_running_loop().create_task(self._watching(props, me, password))
         self._watches[lid] = task
         task.add_done_callback(lambda done: self._forget(lid, done))
 
-    async def _watching(self, props: zkprops.Properties, me: ensemble.Server) -> None:
+    async def _watching(self, props: zkprops.Properties, me: ensemble.Server,
+                        password: str) -> None:
         deadline = time.monotonic() + JOIN_WATCH
         while time.monotonic() < deadline:
             await asyncio.sleep(JOIN_POLL)
             seen = await words.status(me.host, me.client_port)
             if seen.voting:
                 return
-            if seen.mode == "follower" and (await self._join(props, me))[0]:
+            if seen.mode != "follower":
+                continue
+            if (await self._join(props, me, password=password))[0]:
                 return
         log.warning("server %d (%s) did not join the ensemble within %gs", me.id, me.host,
                     JOIN_WATCH)

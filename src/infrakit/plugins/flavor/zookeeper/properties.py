@@ -7,7 +7,7 @@ addresses); the rest is optional::
      "ElectionPort": 3888, "DataDir": "zookeeper", "Java": "java",
      "Classpath": "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar",
      "JavaOpts": ["-Xmx128m"], "TickTime": 2000, "InitLimit": 5, "SyncLimit": 2,
-     "ServerIDs": {"zk-a.example": 1}, "SuperPassword": "..."}
+     "ServerIDs": {"zk-a.example": 1}, "SuperPassword": "...", "Startup": "60s"}
 
 Server IDs must never change while a member lives, whatever happens to the list of logical
 IDs, so they do not follow positions in the list (v0.5's choice: positions shift when the list
@@ -20,16 +20,20 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from infrakit import errors
+from infrakit import durations, errors
 from infrakit.plugins import properties
 from infrakit.spi import flavor, instance
 from infrakit.spi.wire import Wire
 
 MEMBER = "member"
 """The only node type, as in v0.5."""
-
+PREPARED_TAG = "zookeeper.prepared"
+"""The tag Prepare puts on each member: when it was prepared (Unix seconds), which starts its
+``Startup`` window."""
+GROUP_TAG = "infrakit.group"
+"""The group plugin's tag naming a member's group (v0.5's wire contract)."""
 
 
 class Properties(Wire):
@@ -63,9 +67,13 @@ class Properties(Wire):
     server_ids: dict[str, int] | None = None
     """Server IDs (1-255) of logical IDs that are not IPv4 addresses, or that override the
     last octet."""
-    super_password: str | None = None
+    super_password: SecretStr | None = None
     """The ZooKeeper super user's password, which the flavor uses to reconfigure the
-    ensemble; without it members run with ``skipACL`` (any client may change anything)."""
+    ensemble (never logged); without it the flavor derives one per group from the key in its
+    state directory (:mod:`.secret`)."""
+    startup: durations.Seconds = 60.0
+    """How long after Prepare a member that does not serve as a voter yet is Unknown
+    (starting), not Unhealthy: InfraKit v0.5's rolling update stops at the first Unhealthy."""
 
 
 def parse(raw: Any) -> Properties:
@@ -80,6 +88,10 @@ def parse(raw: Any) -> Properties:
             "Properties.UseDocker: not supported; members run with any instance plugin "
             "(instance-docker among them) from the Init this flavor writes",
             field="Properties.UseDocker")
+    if props.super_password is not None and not props.super_password.get_secret_value():
+        raise errors.InvalidError(
+            "Properties.SuperPassword: expected a non-empty password (or none: the flavor "
+            "then makes one per group)", field="Properties.SuperPassword")
     for lid, number in (props.server_ids or {}).items():
         if not 1 <= number <= 255:
             raise errors.InvalidError(
@@ -135,3 +147,11 @@ def logical_id(inst: instance.Description | instance.Spec) -> str:
             "LogicalID: ZooKeeper members need an assigned logical ID (their address)",
             field="LogicalID")
     return str(inst.logical_id)
+
+
+def age(inst: instance.Description, *, now: float) -> float | None:
+    """Seconds since Prepare made ``inst`` (its tag), ``None`` when it does not say."""
+    try:
+        return now - float(inst.tags[PREPARED_TAG])
+    except (KeyError, ValueError):
+        return None

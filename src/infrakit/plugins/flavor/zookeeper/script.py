@@ -22,10 +22,12 @@ WORDS = "srvr,mntr,ruok,conf"
 """The four-letter words members answer (:mod:`.words` needs ``srvr`` and ``conf``)."""
 
 
-def init(props: Properties, *, lid: str, server: int, membership: ensemble.Membership) -> str:
-    """The script that starts member ``lid`` (server ``server``) in ``membership``."""
+def init(props: Properties, *, lid: str, server: int, membership: ensemble.Membership,
+         password: str) -> str:
+    """The script that starts member ``lid`` (server ``server``) in ``membership``, whose
+    super user has ``password`` (only its digest is written)."""
     place = shlex.quote(posixpath.join(props.data_dir, lid))
-    jvm = " ".join(shlex.quote(flag) for flag in [*props.java_opts, *_system(props)])
+    jvm = " ".join(shlex.quote(flag) for flag in [*props.java_opts, *_system(password)])
     return f"""#!/bin/sh
 # ZooKeeper member {lid} (server {server}), from flavor-zookeeper
 set -eu
@@ -62,11 +64,8 @@ def super_digest(password: str) -> str:
     return f"super:{base64.b64encode(digest).decode()}"
 
 
-def _system(props: Properties) -> list[str]:
-    flags = ["-Dzookeeper.admin.enableServer=false"]
-    if props.super_password:
-        flags.append("-Dzookeeper.DigestAuthenticationProvider.superDigest="
-                      + super_digest(props.super_password))
-    else:
-        flags.append("-Dzookeeper.skipACL=yes")  # so that the flavor may reconfigure
-    return flags
+def _system(password: str) -> list[str]:
+    # Never skipACL: reconfiguration is the super user's alone (ZooKeeper refuses it to
+    # anyone else once ACLs are checked).
+    return ["-Dzookeeper.admin.enableServer=false",
+            f"-Dzookeeper.DigestAuthenticationProvider.superDigest={super_digest(password)}"]

@@ -1,11 +1,17 @@
 """``infrakit-flavor-zookeeper``: the plugin as its own process, with v0.5's flags.
 
-    infrakit-flavor-zookeeper [--name flavor-zookeeper] [--log 0-5]
+    infrakit-flavor-zookeeper [--name flavor-zookeeper] [--log 0-5] [--dir DIR]
+
+``--dir`` (default ``$INFRAKIT_HOME/flavor-zookeeper``) keeps the key the super user's
+passwords are derived from (:mod:`.secret`). kazoo's own logging (a line per session and
+reconnection) is shown from ``--log 5`` only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import pathlib
 import signal
 import sys
 
@@ -16,11 +22,15 @@ from infrakit.plugins.flavor.zookeeper import plugin
 NAME = "flavor-zookeeper"
 
 
-async def serve(name: str) -> None:
+DEBUG = 5
+"""The ``--log`` level from which kazoo's INFO lines are shown."""
+
+
+async def serve(name: str, state: pathlib.Path) -> None:
     """Serve until SIGTERM or SIGINT; then stop watching for members to add."""
     from infrakit.rpc import server
 
-    served = plugin.Plugin()
+    served = plugin.Plugin(state)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -35,9 +45,11 @@ async def serve(name: str) -> None:
 def run(argv: list[str] | None = None) -> None:
     """Entry point: a start-up failure exits with one line."""
     args = launch.parse(argv, prog="infrakit-flavor-zookeeper",
-                        description="ZooKeeper flavor plugin", default_name=NAME)
+                        description="ZooKeeper flavor plugin", default_name=NAME, state=True)
+    if args.log < DEBUG:
+        logging.getLogger("kazoo").setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(args.name))
+        asyncio.run(serve(args.name, args.dir))
     except errors.InfrakitError as exc:
         print(f"infrakit-flavor-zookeeper: {exc.message}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
