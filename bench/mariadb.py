@@ -15,8 +15,8 @@ own processes on a private plugins dir; the members are real ``mariadbd`` server
   account) saw no write succeed (``outage``). Afterwards every write the client saw
   acknowledged must be on all three members, else the run fails.
 
-Medians of ``--runs`` runs (default 3). ORIGINAL: with ``--original DIR`` (default
-``/root/infrakit-v0.5/bin`` when it holds ``infrakit-group-default``), each run is repeated
+Medians of ``--runs`` runs (default 3). ORIGINAL: with ``--original DIR`` (or
+``$INFRAKIT_ORIGINAL_BIN``) holding ``infrakit-group-default``, each run is repeated
 with InfraKit v0.5's Go group plugin in place of ours (same instance and flavor plugins,
 interleaved run by run so load falls on both alike). The Go plugin knows neither
 Flavor.CanRemove nor Flavor.Order: it replaces members in its own order, the primary perhaps
@@ -36,7 +36,6 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,12 +52,13 @@ from infrakit.rpc import discovery, sockets
 from infrakit.rpc import group as group_rpc
 from infrakit.spi import flavor, group, instance
 
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "plugins" / "flavor" / "mariadb"))
+from mariadb_cluster import APP, IDS, PRIMARY, Writer, same_process, shared_port  # noqa: E402  (the tests' harness, shared rather than copied)
+
 BIN = pathlib.Path(sys.executable).parent
-IDS = ["127.0.0.31", "127.0.0.32", "127.0.0.33"]
-PRIMARY = IDS[0]
 GID = "mariadb"
-ORIGINAL = pathlib.Path("/root/infrakit-v0.5/bin")
-APP = {"user": "app", "password": "app-secret"}
+ORIGINAL_ENV = "INFRAKIT_ORIGINAL_BIN"
 FIGURES = ("commit", "heal_writable", "heal_converged", "rolling", "outage")
 TIMEOUT = 300.0
 
@@ -113,14 +113,6 @@ class Stack:
                     os.killpg(int(record["Pid"]), signal.SIGKILL)
 
 
-def same_process(record: dict[str, Any]) -> bool:
-    try:
-        text = pathlib.Path(f"/proc/{int(record['Pid'])}/stat").read_text()
-    except (OSError, ValueError, KeyError):
-        return False
-    return int(text.rsplit(")", 1)[1].split()[19]) == int(record["StartTime"])
-
-
 @contextlib.contextmanager
 def running(poll: str, *, original: pathlib.Path | None) -> Iterator[Stack]:
     root = pathlib.Path(tempfile.mkdtemp(prefix="ikmdb-bench-"))
@@ -139,24 +131,6 @@ def running(poll: str, *, original: pathlib.Path | None) -> Iterator[Stack]:
         stack.kill_members()
         time.sleep(1.0)  # the killed servers release their ports
         shutil.rmtree(root, ignore_errors=True)
-
-
-def shared_port() -> int:
-    """A port free on every member address."""
-    for _ in range(50):
-        port = testing.free_port()
-        if all(_free(address, port) for address in IDS):
-            return port
-    raise SystemExit("no port free on every member address")
-
-
-def _free(address: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((address, port))
-        except OSError:
-            return False
-    return True
 
 
 # The group and its members -----------------------------------------------------------
@@ -252,41 +226,6 @@ def primary_position(port: int) -> str:
     return str(admin(port, "SELECT @@gtid_binlog_pos AS g")[0]["g"])
 
 
-@dataclass
-class Writer:
-    """A client writing to the primary throughout, as an application's account."""
-
-    port: int
-    acknowledged: list[int] = field(default_factory=list)
-    longest_outage: float = 0.0
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        import pymysql
-
-        n, failing_since = 0, None
-        while not self.stop.is_set():
-            n += 1
-            try:
-                connection = pymysql.connect(host=PRIMARY, port=self.port, connect_timeout=2,
-                                             read_timeout=5, autocommit=True, **APP)
-                try:
-                    with connection.cursor() as cursor:
-                        cursor.execute("INSERT INTO app.log VALUES (%s)", (n,))
-                finally:
-                    connection.close()
-            except pymysql.MySQLError:
-                failing_since = failing_since or time.perf_counter()
-                time.sleep(0.01)
-                continue
-            self.acknowledged.append(n)
-            if failing_since is not None:
-                self.longest_outage = max(self.longest_outage,
-                                          time.perf_counter() - failing_since)
-                failing_since = None
-            time.sleep(0.01)
-
-
 # One run -----------------------------------------------------------------------------
 
 async def one_run(stack: Stack) -> dict[str, float]:
@@ -355,16 +294,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--poll", default="500ms", help="the group plugin's --poll-interval")
-    parser.add_argument("--original", type=pathlib.Path, default=ORIGINAL,
-                        help="dir of InfraKit v0.5's infrakit-group-default (skipped when "
-                             "it is not there)")
+    parser.add_argument("--original", type=pathlib.Path,
+                        default=os.environ.get(ORIGINAL_ENV) or None,
+                        help="dir of InfraKit v0.5's infrakit-group-default (default "
+                             f"${ORIGINAL_ENV}; not measured without it)")
     parser.add_argument("--json", type=pathlib.Path, help="also write the results here")
     args = parser.parse_args()
     contenders: dict[str, pathlib.Path | None] = {"ours": None}
-    if (args.original / "infrakit-group-default").is_file():
+    if args.original is not None and (args.original / "infrakit-group-default").is_file():
         contenders["original"] = args.original
     else:
-        print(f"original: not measured ({args.original}/infrakit-group-default missing)")
+        print("original: not measured (no --original DIR with infrakit-group-default)")
     setup = {"poll": args.poll, "runs": args.runs, "cpus": os.cpu_count(),
              "load_before": os.getloadavg()}
     samples: dict[str, list[dict[str, float]]] = {who: [] for who in contenders}

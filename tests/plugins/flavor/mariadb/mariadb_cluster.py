@@ -21,8 +21,10 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from infrakit import testing
@@ -31,6 +33,8 @@ from infrakit.plugins.flavor.mariadb import config, script
 IDS = ["127.0.0.31", "127.0.0.32", "127.0.0.33"]
 PRIMARY = IDS[0]
 ACCOUNT = {"user": "infrakit", "password": "infrakit"}
+APP = {"user": "app", "password": "app-secret"}
+"""An application's account: a drained (read-only) primary refuses its writes."""
 """The flavor's default account, which the tests use as the cluster's administrator."""
 
 
@@ -166,3 +170,37 @@ def kill_recorded(state: pathlib.Path) -> None:
     deadline = time.monotonic() + 10
     while any(same_process(r) for r in killed) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+@dataclass
+class Writer:
+    """A client writing to the primary throughout, as the application's account."""
+
+    port: int
+    acknowledged: list[int] = field(default_factory=list)
+    longest_outage: float = 0.0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        import pymysql
+
+        n, failing_since = 0, None
+        while not self.stop.is_set():
+            n += 1
+            try:
+                connection = pymysql.connect(host=PRIMARY, port=self.port, connect_timeout=2,
+                                             read_timeout=5, autocommit=True, **APP)
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute("INSERT INTO app.log VALUES (%s)", (n,))
+                finally:
+                    connection.close()
+            except pymysql.MySQLError:
+                failing_since = failing_since or time.monotonic()
+                time.sleep(0.02)
+                continue
+            self.acknowledged.append(n)
+            if failing_since is not None:
+                self.longest_outage = max(self.longest_outage, time.monotonic() - failing_since)
+                failing_since = None
+            time.sleep(0.01)

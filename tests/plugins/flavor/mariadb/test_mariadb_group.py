@@ -11,16 +11,14 @@ import signal
 import threading
 import time
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from mariadb_cluster import IDS, PRIMARY, applied, position, recorded, shared_port, sql
+from mariadb_cluster import APP, IDS, PRIMARY, Writer, applied, position, recorded, shared_port, sql
 from stack import Stack, wait_for
 
 GID = "db"
-APP = {"user": "app", "password": "app-secret"}
-"""An application's account: a drained (read-only) primary refuses its writes."""
 
 
 def spec(stack: Stack, port: int, **options: str) -> dict[str, Any]:
@@ -111,40 +109,6 @@ def test_killed_replicas_are_replaced_and_catch_up(cluster: Cluster) -> None:
         assert sql(lid, port, "SELECT COUNT(*) AS n FROM app.during")[0]["n"] == 3
     assert (cluster.data / IDS[1] / "db" / "kept").exists()  # restarted on its data
     assert (cluster.data / IDS[2] / "db" / "mysql").is_dir()  # rebuilt from empty
-
-
-@dataclass
-class Writer:
-    """A client writing to the primary throughout, as the application's account."""
-
-    port: int
-    acknowledged: list[int] = field(default_factory=list)
-    longest_outage: float = 0.0
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        import pymysql
-
-        n, failing_since = 0, None
-        while not self.stop.is_set():
-            n += 1
-            try:
-                connection = pymysql.connect(host=PRIMARY, port=self.port, connect_timeout=2,
-                                             read_timeout=5, autocommit=True, **APP)
-                try:
-                    with connection.cursor() as cursor:
-                        cursor.execute("INSERT INTO app.log VALUES (%s)", (n,))
-                finally:
-                    connection.close()
-            except pymysql.MySQLError:
-                failing_since = failing_since or time.monotonic()
-                time.sleep(0.02)
-                continue
-            self.acknowledged.append(n)
-            if failing_since is not None:
-                self.longest_outage = max(self.longest_outage, time.monotonic() - failing_since)
-                failing_since = None
-            time.sleep(0.01)
 
 
 def replacements(cluster: Cluster, stop: threading.Event, seen: list[str]) -> None:
