@@ -196,6 +196,12 @@ _BY_CODE: dict[int, type[InfrakitError]] = {
 """The class for a peer that sent a code but no ``data.kind`` we know (v0.5 peers)."""
 
 
+GO_SERVER_ERROR = -32000
+"""The one code InfraKit v0.5's JSON-RPC server (gorilla/rpc) answers every failure with."""
+_GO_UNKNOWN = ("rpc: can't find method ", "rpc: can't find service ")
+"""How gorilla/rpc says it has no such method: the only way to tell from a v0.5 peer."""
+
+
 def from_wire(code: int, message: str, data: Any) -> InfrakitError:
     """Rebuild an error received over JSON-RPC: by ``data.kind``, else by code.
 
@@ -205,6 +211,8 @@ def from_wire(code: int, message: str, data: Any) -> InfrakitError:
     """
     kind = data.get("kind") if isinstance(data, dict) else None
     cls = BY_KIND.get(kind) if isinstance(kind, str) else None
+    if cls is None and code == GO_SERVER_ERROR and message.startswith(_GO_UNKNOWN):
+        cls = MethodNotFound  # v0.5's gorilla/rpc has no code of its own for it
     if cls is None:
         cls = _BY_CODE.get(code, RemoteError)
     text = message or f"{cls.kind} error from the peer (code {code}, no message)"

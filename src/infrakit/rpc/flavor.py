@@ -23,10 +23,6 @@ from infrakit.spi import flavor, instance
 CAN_REMOVE = "Flavor.CanRemove"
 ORDER = "Flavor.Order"
 
-_GO_UNKNOWN = ("rpc: can't find method ", "rpc: can't find service ")
-"""How v0.5's server (gorilla/rpc) says it has no such method: code -32000 and one of these
-messages, with no ``data``. Its only signal, so it is read here, for our two methods only."""
-
 _lacking: weakref.WeakKeyDictionary[client.Client, set[tuple[str, str]]] = \
     weakref.WeakKeyDictionary()
 """The (ext) methods, with the Type, each socket answered "method not found" to: not asked
@@ -110,10 +106,9 @@ def _removal(answer: Any, *, plugin: Any) -> flavor.Removal:
 
 
 def unknown_method(err: errors.InfrakitError) -> bool:
-    """True when ``err`` says the peer has no such method: ours (-32601) or v0.5's."""
-    if isinstance(err, errors.MethodNotFound):
-        return True
-    return isinstance(err, errors.RemoteError) and err.message.startswith(_GO_UNKNOWN)
+    """True when ``err`` says the peer has no such method: ours (-32601) or v0.5's (read as
+    ``MethodNotFound`` by :func:`infrakit.errors.from_wire`)."""
+    return isinstance(err, errors.MethodNotFound)
 
 
 class Client(proxy.Proxy):
