@@ -1,0 +1,93 @@
+"""Swarms run by the real group plugin, instance-host and flavor-swarm as processes: three
+managers and two workers, each a host with its own dockerd on a private network; a manager's
+host killed is replaced and the swarm is whole again; a worker scaled away leaves the swarm;
+CanRemove keeps the Raft quorum."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import pytest
+import swarmstack
+
+from infrakit import testing
+from infrakit.rpc import sync
+
+pytestmark = pytest.mark.slow
+
+
+def whole(swarm: swarmstack.SwarmStack, *, via: str, workers: int) -> list[dict[str, Any]] | None:
+    """The nodes, once there are exactly 3 reachable managers and ``workers`` ready workers,
+    nothing else, and both groups count every member healthy."""
+    nodes = swarm.nodes(via)
+    if nodes is None or len(nodes) != 3 + workers:
+        return None
+    managers = [n for n in nodes if n["ManagerStatus"] in ("Leader", "Reachable")]
+    ready = [n for n in nodes if n["Status"] == "Ready"]
+    if len(managers) != 3 or len(ready) != 3 + workers:
+        return None
+    groups = [("managers", 3)] + ([("workers", workers)] if workers else [])
+    for gid, size in groups:
+        status = swarm.stack.describe(gid).get("Status") or {}
+        if (status.get("Counts") or {}).get("Healthy") != size:
+            return None
+    return nodes
+
+
+def members(swarm: swarmstack.SwarmStack, gid: str) -> dict[str, str]:
+    return {m.get("LogicalID") or m["ID"]: m["ID"] for m in swarm.stack.members(gid)}
+
+
+def can_remove(swarm: swarmstack.SwarmStack, lid: str) -> dict[str, Any]:
+    """Flavor.CanRemove of the manager at ``lid``, over RPC as the group asks it."""
+    client = sync.Client(swarm.stack.sockets / "flavor-swarm", timeout=30.0)
+    spec = swarm.spec("managers")["Properties"]["Flavor"]["Properties"]
+    found = {m["LogicalID"]: m for m in swarm.stack.members("managers")}
+    answer: dict[str, Any] = client.call("Flavor.CanRemove", {
+        "Type": "manager", "Properties": spec, "Instance": found[lid],
+        "Members": list(found.values())})
+    return answer
+
+
+@pytest.mark.timeout(400)  # five hosts with a dockerd each, on a busy two-core machine
+def test_managers_and_workers_form_a_swarm_that_heals_a_killed_manager(
+        swarm_stack: swarmstack.SwarmStack) -> None:
+    swarm = swarm_stack
+    swarm.stack.commit(swarm.spec("managers"))
+    testing.wait_for(lambda: whole(swarm, via="10.76.0.12", workers=0),
+                     what="three reachable managers", timeout=120)
+    swarm.stack.commit(swarm.spec("workers"))
+    nodes = testing.wait_for(lambda: whole(swarm, via="10.76.0.11", workers=2),
+                             what="three managers and two workers", timeout=120)
+    assert sorted(n["Hostname"] for n in nodes if not n["ManagerStatus"]) == sorted(
+        members(swarm, "workers"))
+
+    first = members(swarm, "managers")
+    os.kill(swarm.pid1(first["10.76.0.11"]), signal.SIGKILL)  # the first manager's host dies
+
+    def healed() -> list[dict[str, Any]] | None:
+        now = members(swarm, "managers")
+        if now.get("10.76.0.11") in (None, first["10.76.0.11"]):
+            return None
+        return whole(swarm, via="10.76.0.13", workers=2)
+
+    nodes = testing.wait_for(healed, what="the killed manager replaced, the swarm whole",
+                             timeout=150)
+    assert sorted(n["Hostname"] for n in nodes if n["ManagerStatus"]) == swarmstack.MANAGERS
+
+    # A worker removed by a scale-down drains, leaves and is gone from the node list.
+    smaller = swarm.spec("workers")
+    smaller["Properties"]["Allocation"] = {"Size": 1}
+    swarm.stack.commit(smaller)
+    nodes = testing.wait_for(lambda: whole(swarm, via="10.76.0.12", workers=1),
+                             what="one worker left in the swarm", timeout=90)
+    assert [n["Hostname"] for n in nodes if not n["ManagerStatus"]] == list(
+        members(swarm, "workers"))
+
+    # Quorum: one manager of three may go; a second one, while the first is leaving, not.
+    assert can_remove(swarm, "10.76.0.12")["Allowed"] is True
+    refused = can_remove(swarm, "10.76.0.13")
+    assert refused["Allowed"] is False
+    assert "would leave 1 of 3 managers reachable" in refused["Reason"]
