@@ -6,9 +6,6 @@
 
 from __future__ import annotations
 
-import sys
-
-from infrakit import errors
 from infrakit.plugins import launch
 from infrakit.plugins.flavor.swarm import plugin
 from infrakit.plugins.flavor.swarm import properties as swprops
@@ -20,8 +17,5 @@ def run(argv: list[str] | None = None) -> None:
 
     args = launch.parse(argv, prog="infrakit-flavor-swarm",
                         description="Docker swarm mode flavor plugin", default_name="flavor-swarm")
-    try:
-        server.run(args.name, flavor={role: plugin.Plugin(role) for role in swprops.ROLES})
-    except errors.InfrakitError as exc:
-        print(f"infrakit-flavor-swarm: {exc.message}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
+    flavors = {role: plugin.Plugin(role) for role in swprops.ROLES}
+    server.main("infrakit-flavor-swarm", lambda: server.serve(args.name, flavor=flavors))

@@ -9,13 +9,9 @@ reconnection) is shown from ``--log 5`` only.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import pathlib
-import signal
-import sys
 
-from infrakit import errors
 from infrakit.plugins import launch
 from infrakit.plugins.flavor.zookeeper import plugin
 
@@ -31,13 +27,9 @@ async def serve(name: str, state: pathlib.Path) -> None:
     from infrakit.rpc import server
 
     served = plugin.Plugin(state)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
     try:
         async with server.Server(name, flavor=served):
-            await stopping.wait()
+            await server.stopped()
     finally:
         await served.close()
 
@@ -48,8 +40,6 @@ def run(argv: list[str] | None = None) -> None:
                         description="ZooKeeper flavor plugin", default_name=NAME, state=True)
     if args.log < DEBUG:
         logging.getLogger("kazoo").setLevel(logging.WARNING)
-    try:
-        asyncio.run(serve(args.name, args.dir))
-    except errors.InfrakitError as exc:
-        print(f"infrakit-flavor-zookeeper: {exc.message}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
+    from infrakit.rpc import server
+
+    server.main("infrakit-flavor-zookeeper", lambda: serve(args.name, args.dir))
