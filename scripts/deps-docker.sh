@@ -2,7 +2,8 @@
 # Install the Debian packages the docker tests need (tests/plugins/instance/docker), when
 # missing: dockerd and containerd (docker.io), a static busybox to build test images from
 # (busybox-static), ip/nsenter for the engine's private network namespace (iproute2,
-# util-linux) and debootstrap for `make image`. Idempotent and quiet; used by `make system-deps`. Needs root to install.
+# util-linux) and debootstrap for `make image`. Idempotent and quiet; used by
+# `make system-deps`. Needs root to install.
 set -eu
 
 missing=""
