@@ -20,24 +20,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from click.testing import Result
 
-from infrakit import pki, testing
+from infrakit import pki, testing, testing_stack
 from infrakit.rpc import sync, tls
 
 Cli = Callable[..., Result]
-
-# The instance-file plugin served with the TCP flags of ``rpc.listening`` (what every
-# plugin's flag parser offers).
-SHIM = """
-import argparse, pathlib
-from infrakit.rpc import listening, server
-from infrakit.plugins.instance import file
-parser = argparse.ArgumentParser(prog="infrakit-instance-file")
-parser.add_argument("--dir", type=pathlib.Path)
-listening.add_flags(parser)
-args = parser.parse_args()
-server.run("instance-file", instance=file.Plugin(args.dir),
-           listen=listening.configure(parser, args))
-"""
 
 
 class Remote:
@@ -55,8 +41,9 @@ class Remote:
         env = {**os.environ, "INFRAKIT_PLUGINS_DIR": str(self.root / "far")}
         with open(self.log, "wb") as out:
             self.popen = subprocess.Popen(
-                [sys.executable, "-c", SHIM, "--dir", str(self.root / "state"),
-                 "--listen", f"127.0.0.1:{self.port}", "--tls-dir", str(self.pki / "plugin")],
+                [sys.executable, "-c", testing_stack.INSTANCE_FILE_ON_TCP, "--dir",
+                 str(self.root / "state"), "--listen", f"127.0.0.1:{self.port}",
+                 "--tls-dir", str(self.pki / "plugin")],
                 stdout=out, stderr=subprocess.STDOUT, env=env)
         settings = tls.Settings(files=tls.Files.in_dir(self.pki / "client", origin="test"))
         testing.wait_for(lambda: sync.Client(f"{self.url}/instance-file", timeout=1.0,

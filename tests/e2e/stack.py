@@ -1,6 +1,7 @@
 """The end-to-end harness: real plugin processes on a private plugins dir, and the real CLI.
 
-:class:`Stack` starts ``infrakit-group-default``, an instance plugin and
+:class:`Stack` (``infrakit.testing_stack``, re-exported here for the tests that import
+``stack`` through ``sys.path``) starts ``infrakit-group-default``, an instance plugin and
 ``infrakit-flavor-vanilla`` as their own processes, runs ``infrakit ...`` commands as a user
 would, and reads the group's state over RPC where a test waits for something (the CLI is
 too slow to poll with). It stops every process it started by pid; the fixtures in
@@ -10,100 +11,19 @@ too slow to poll with). It stops every process it started by pid; the fixtures i
 from __future__ import annotations
 
 import json
-import os
-import pathlib
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from infrakit import errors, testing
-from infrakit.rpc import sockets, sync
+from infrakit import testing
+from infrakit.testing_stack import BIN, Stack
 
-BIN = pathlib.Path(sys.executable).parent
+__all__ = ["BIN", "POLL", "Stack", "cattle", "files_of", "free_ports", "settled", "wait_for"]
+
 POLL = "100ms"
 """The group plugin's poll interval in these tests."""
 
 T = TypeVar("T")
-
-
-class Stack:
-    """Plugin processes sharing one plugins dir (sockets) and one work dir (state)."""
-
-    def __init__(self, sockets_dir: pathlib.Path, work: pathlib.Path) -> None:
-        self.sockets = sockets_dir
-        self.work = work
-        self.env = {**os.environ, "INFRAKIT_PLUGINS_DIR": str(sockets_dir),
-                    "INFRAKIT_HOME": str(work)}
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.argv: dict[str, tuple[str, ...]] = {}
-
-    # Processes -------------------------------------------------------------------------
-
-    def start(self, name: str, *argv: str) -> None:
-        """Start ``argv`` (a console script of the venv, then its flags) serving ``name``."""
-        self.argv[name] = argv
-        log = (self.work / f"{name}.log").open("ab")
-        try:
-            self.processes[name] = subprocess.Popen(
-                [str(BIN / argv[0]), *argv[1:]], env=self.env, stdout=log, stderr=log,
-                stdin=subprocess.DEVNULL)
-        finally:
-            log.close()
-
-    def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        for name, process in self.processes.items():
-            path = self.sockets / name
-            while not (path.exists() and sockets.is_live(path)):
-                if process.poll() is not None:
-                    raise AssertionError(f"{name} exited: {self.log(name)}")
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{name} did not start: {self.log(name)}")
-                time.sleep(0.02)
-
-    def restart(self, name: str) -> None:
-        """Stop the process serving ``name`` (by its pid) and start it again, as it was."""
-        testing.stop_processes([self.processes[name]], timeout=10)
-        self.start(name, *self.argv[name])
-        self.wait_ready()
-
-    def stop(self) -> None:
-        """TERM every process we started, KILL the ones still there after 10 s."""
-        testing.stop_processes(self.processes.values(), timeout=10)
-
-    def log(self, name: str) -> str:
-        path = self.work / f"{name}.log"
-        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
-
-    # The user's view -----------------------------------------------------------------
-
-    def cli(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        """``infrakit ARGS``; with ``ok``, fail the test unless it exits 0."""
-        done = subprocess.run([str(BIN / "infrakit"), *args], env=self.env, text=True,
-                              capture_output=True, timeout=60, check=False)
-        if ok and done.returncode != 0:
-            raise AssertionError(f"infrakit {' '.join(args)} exited {done.returncode}: "
-                                 f"{done.stderr}")
-        return done
-
-    def commit(self, spec: dict[str, Any], *extra: str) -> str:
-        """``infrakit group commit`` of ``spec`` (written to a file); its one line of output."""
-        path = self.work / f"{spec['ID']}-{time.monotonic_ns()}.json"
-        # The CLI renders its input as a template: the flavor's own templates pass through raw.
-        path.write_text("{% raw %}" + json.dumps(spec) + "{% endraw %}")
-        return self.cli("group", "commit", *extra, str(path)).stdout.strip()
-
-    def describe(self, gid: str) -> dict[str, Any]:
-        """Group.DescribeGroup over RPC: ``{Instances, Converged, Status}``."""
-        client = sync.Client(self.sockets / "group", timeout=10.0)
-        answer: dict[str, Any] = client.call("Group.DescribeGroup", {"ID": gid})["Description"]
-        return answer
-
-    def members(self, gid: str) -> list[dict[str, Any]]:
-        return list(self.describe(gid)["Instances"] or [])
 
 
 def cattle(gid: str, size: int = 3, *, note: str = "v1",
@@ -149,18 +69,8 @@ def settled(stack: Stack, gid: str, size: int, *, sha: str | None = None,
 
 
 def wait_for(check: Callable[[], T | None], *, what: str, timeout: float = 20.0) -> T:
-    """Poll ``check`` until it returns something other than ``None``/``False``; return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-        except errors.InfrakitError:
-            found = None  # e.g. a plugin restarting: ask again
-        if found is not None and found is not False:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.02)
+    """:func:`infrakit.testing.wait_for`, polling as often as these tests need."""
+    return testing.wait_for(check, what=what, timeout=timeout, pause=0.02)
 
 
 def free_ports(count: int) -> int:

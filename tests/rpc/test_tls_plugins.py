@@ -15,23 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from infrakit import pki, testing, testing_cluster
+from infrakit import pki, testing, testing_cluster, testing_stack
 from infrakit.rpc import sync, tls
 from infrakit.spi import group
-
-# The instance-file plugin served with the TCP flags of ``rpc.listening``: the plugin on
-# "another host" in the group test.
-SHIM = """
-import argparse, pathlib
-from infrakit.rpc import listening, server
-from infrakit.plugins.instance import file
-parser = argparse.ArgumentParser(prog="infrakit-instance-file")
-parser.add_argument("--dir", type=pathlib.Path)
-listening.add_flags(parser)
-args = parser.parse_args()
-server.run("instance-file", instance=file.Plugin(args.dir),
-           listen=listening.configure(parser, args))
-"""
 
 
 @pytest.fixture
@@ -101,9 +87,10 @@ def test_a_group_spec_names_a_remote_instance_plugin_by_url(
     remote = f"https://127.0.0.1:{port}/instance-file"
     far = testing_cluster.Cluster(tmp_path / "far", tmp_path / "far-logs")
     try:
-        far.start("instance-file", [sys.executable, "-c", SHIM, "--dir", str(tmp_path / "vms"),
-                                    "--listen", f"127.0.0.1:{port}", "--tls-dir",
-                                    str(authority / "instance-file")])
+        far.start("instance-file", [sys.executable, "-c", testing_stack.INSTANCE_FILE_ON_TCP,
+                                    "--dir", str(tmp_path / "vms"),
+                                    "--listen", f"127.0.0.1:{port}",
+                                    "--tls-dir", str(authority / "instance-file")])
         local.env["INFRAKIT_TLS_DIR"] = str(authority / "group")
         local.start("flavor-vanilla", testing_cluster.entry_point("flavor-vanilla"))
         local.start("group", [sys.executable, "-m", "infrakit.group.serve", "--name", "group",

@@ -1,7 +1,8 @@
 """Harnesses of the etcd flavor's tests: members run from the Init scripts Prepare writes
 (:class:`Runner`, no group), and stacks of plugin processes driven through the CLI
-(:class:`Stack`: the group plugin, instance-process, flavor-etcd). Both stop what they
-started by pid; the fixtures in ``conftest.py`` make sure they do, also on failure.
+(:class:`Stack`, ``infrakit.testing_stack``'s: the group plugin, instance-process,
+flavor-etcd). Both stop what they started by pid; the fixtures in ``conftest.py`` make sure
+they do, also on failure.
 """
 
 from __future__ import annotations
@@ -11,17 +12,12 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
-import sys
-import time
 from typing import Any
 
-from infrakit import processes, testing
-from infrakit.rpc import sockets, sync
+from infrakit import testing_stack
 from infrakit.spi import instance
 
-BIN = pathlib.Path(sys.executable).parent
 ADDRESSES = [f"127.0.0.{n}" for n in range(21, 26)]
 """The loopback addresses the members bind: their logical IDs."""
 FAST = ["--heartbeat-interval", "100", "--election-timeout", "1000"]
@@ -30,20 +26,8 @@ FAST = ["--heartbeat-interval", "100", "--election-timeout", "1000"]
 
 def free_port_pair() -> tuple[int, int]:
     """A client and a peer port free on every address of :data:`ADDRESSES`."""
-    for _ in range(100):
-        pair = tuple(testing.free_ports(2))
-        if all(_free(address, port) for address in ADDRESSES for port in pair):
-            return pair[0], pair[1]
-    raise AssertionError("no port pair free on every test address")
-
-
-def _free(address: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((address, port))
-        except OSError:
-            return False
-    return True
+    client, peer = testing_stack.port_free_on(ADDRESSES, count=2)
+    return client, peer
 
 
 def cluster_members(client_url: str) -> list[dict[str, Any]]:
@@ -113,73 +97,16 @@ class Runner:
             self.kill(lid)
 
 
-class Stack:
+class Stack(testing_stack.Stack):
     """Plugin processes sharing one plugins dir; the user's view through the CLI."""
 
     def __init__(self, sockets_dir: pathlib.Path, work: pathlib.Path) -> None:
-        self.sockets = sockets_dir
-        self.work = work
-        self.env = {**os.environ, "INFRAKIT_PLUGINS_DIR": str(sockets_dir),
-                    "INFRAKIT_HOME": str(work)}
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        super().__init__(sockets_dir, work, raw=False, rpc_timeout=20.0)
 
-    def start(self, name: str, *argv: str) -> None:
-        with (self.work / f"{name}.log").open("ab") as log:
-            self.processes[name] = subprocess.Popen(
-                [str(BIN / argv[0]), *argv[1:]], env=self.env, stdout=log, stderr=log,
-                stdin=subprocess.DEVNULL)
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        for name, process in self.processes.items():
-            path = self.sockets / name
-            while not (path.exists() and sockets.is_live(path)):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"{name} did not start: {self.log(name)}")
-                time.sleep(0.05)
-
-    def log(self, name: str) -> str:
-        path = self.work / f"{name}.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-    def stop(self) -> None:
-        testing.stop_processes(self.processes.values(), timeout=10)
-
-    def commit(self, spec: dict[str, Any]) -> str:
-        """``infrakit group commit`` of ``spec``; its one line of output."""
-        path = self.work / f"{spec['ID']}-{time.monotonic_ns()}.json"
-        path.write_text(json.dumps(spec))
-        done = subprocess.run([str(BIN / "infrakit"), "group", "commit", str(path)],
-                              env=self.env, text=True, capture_output=True, timeout=60,
-                              check=False)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    def describe(self, gid: str) -> dict[str, Any]:
-        client = sync.Client(self.sockets / "group", timeout=20.0)
-        found: dict[str, Any] = client.call("Group.DescribeGroup", {"ID": gid})["Description"]
-        return found
-
-    def members(self, gid: str) -> dict[str, dict[str, Any]]:
+    def members(self, gid: str) -> dict[str, dict[str, Any]]:  # type: ignore[override]
         """The group's instances by logical ID."""
-        return {m["LogicalID"]: m for m in self.describe(gid)["Instances"] or []}
+        return self.by_logical_id(gid)
 
 
-def kill_recorded(state: pathlib.Path) -> None:
-    """Kill the session of every instance-process instance recorded in ``state`` that is
-    still the process it recorded (same start time: never a recycled pid)."""
-    for record_path in state.glob("*.json") if state.exists() else []:
-        try:
-            record = json.loads(record_path.read_text())
-            pid, started = int(record["Pid"]), int(record["StartTime"])
-        except (OSError, ValueError, KeyError):
-            continue
-        seen = processes.stat(pid)
-        if seen is not None and seen.start_time == started:
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
-
-
-def pid_of(state: pathlib.Path, iid: str) -> int:
-    """The pid instance-process recorded for instance ``iid``."""
-    return int(json.loads((state / f"{iid}.json").read_text())["Pid"])
+kill_recorded = testing_stack.kill_recorded
+pid_of = testing_stack.pid_of

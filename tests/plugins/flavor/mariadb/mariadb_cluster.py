@@ -13,12 +13,8 @@ of its test module, and is stopped by pid at the end, also when a test fails.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import pathlib
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -27,33 +23,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from infrakit import testing
+from infrakit import testing, testing_stack
 from infrakit.plugins.flavor.mariadb import config, script
 
 IDS = ["127.0.0.31", "127.0.0.32", "127.0.0.33"]
 PRIMARY = IDS[0]
 ACCOUNT = {"user": "infrakit", "password": "infrakit"}
+"""The flavor's default account, which the tests use as the cluster's administrator."""
 APP = {"user": "app", "password": "app-secret"}
 """An application's account: a drained (read-only) primary refuses its writes."""
-"""The flavor's default account, which the tests use as the cluster's administrator."""
 
 
 def shared_port() -> int:
     """A port nothing listens on at any of :data:`IDS` now."""
-    for _ in range(50):
-        port = testing.free_port()
-        if all(_free(address, port) for address in IDS):
-            return port
-    raise AssertionError("no port free on every member address")
-
-
-def _free(address: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((address, port))
-        except OSError:
-            return False
-    return True
+    return testing_stack.port_free_on(IDS)[0]
 
 
 def sql(lid: str, port: int, query: str, args: Any = None) -> list[dict[str, Any]]:
@@ -139,37 +122,10 @@ def workdir(prefix: str) -> Iterator[pathlib.Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def recorded(state: pathlib.Path) -> dict[str, dict[str, Any]]:
-    """instance-process's records (ID, LogicalID, Pid, StartTime …) by logical ID."""
-    found = {}
-    for path in state.glob("*.json") if state.exists() else []:
-        with contextlib.suppress(OSError, ValueError):
-            record = json.loads(path.read_text())
-            found[record.get("LogicalID") or record["ID"]] = record
-    return found
-
-
-def same_process(record: dict[str, Any]) -> bool:
-    """Whether the record's pid is still the process it started (not a recycled pid)."""
-    try:
-        text = pathlib.Path(f"/proc/{int(record['Pid'])}/stat").read_text()
-    except (OSError, ValueError, KeyError):
-        return False
-    return int(text.rsplit(")", 1)[1].split()[19]) == int(record["StartTime"])
-
-
-def kill_recorded(state: pathlib.Path) -> None:
-    """Kill the session of every instance recorded in ``state`` that still runs, and wait
-    until the servers are gone (their ports are then free for the next test module)."""
-    killed = []
-    for record in recorded(state).values():
-        if same_process(record):
-            with contextlib.suppress(OSError):
-                os.killpg(int(record["Pid"]), signal.SIGKILL)
-                killed.append(record)
-    deadline = time.monotonic() + 10
-    while any(same_process(r) for r in killed) and time.monotonic() < deadline:
-        time.sleep(0.05)
+recorded = testing_stack.recorded
+same_process = testing_stack.same_process
+kill_recorded = testing_stack.kill_recorded
+"""instance-process's records by logical ID, whether one still runs, and the end of all."""
 
 
 @dataclass

@@ -13,23 +13,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import pathlib
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from infrakit import testing
-from infrakit.rpc import sockets, sync
+from infrakit import testing, testing_stack
 
-BIN = pathlib.Path(sys.executable).parent
 ADDRESSES = [f"127.0.0.{octet}" for octet in range(11, 16)]
 """The members' addresses (and logical IDs); their server IDs are 11 … 15."""
 JAR = pathlib.Path("/usr/share/java/zookeeper.jar")
@@ -48,76 +42,35 @@ def missing() -> str | None:
     return None
 
 
-class Stack:
+class Stack(testing_stack.Stack):
     """The group plugin, instance-process and flavor-zookeeper, on one plugins dir."""
 
     def __init__(self, work: pathlib.Path, *, group_bin: pathlib.Path | None = None) -> None:
-        self.sockets = pathlib.Path(tempfile.mkdtemp(prefix="ikz-"))
-        self.work = work
+        super().__init__(pathlib.Path(tempfile.mkdtemp(prefix="ikz-")), work, raw=False,
+                         rpc_timeout=30.0)
         self.state = work / "procs"
-        self.env = {**os.environ, "INFRAKIT_PLUGINS_DIR": str(self.sockets),
-                    "INFRAKIT_HOME": str(work)}
         self.group_bin = group_bin
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, *, poll: str = "200ms") -> None:
-        self._spawn("instance-process", "infrakit-instance-process", "--dir", str(self.state),
-                    "--notify", "group", "--log", "3")
-        self._spawn("flavor-zookeeper", "infrakit-flavor-zookeeper", "--log", "4")
-        group = [str(self.group_bin)] if self.group_bin else ["infrakit-group-default"]
-        self._spawn("group", *group, "--poll-interval", poll, "--log", "3")
-        self._wait_ready()
+    def start_all(self, *, poll: str = "200ms") -> None:
+        self.start("instance-process", "infrakit-instance-process", "--dir", str(self.state),
+                   "--notify", "group", "--log", "3")
+        self.start("flavor-zookeeper", "infrakit-flavor-zookeeper", "--log", "4")
+        self.start("group", str(self.group_bin or "infrakit-group-default"),
+                   "--poll-interval", poll, "--log", "3")
+        self.wait_ready()
 
-    def stop(self) -> None:
+    def close(self, *, show: Sequence[str] = ()) -> None:
         """Stop the plugins, then kill every member still running (by its recorded pid)."""
-        testing.stop_processes(self.processes.values(), timeout=10)
+        super().close(show=show)
         kill_members(self.state)
-        shutil.rmtree(self.sockets, ignore_errors=True)
 
     def restart_flavor(self) -> None:
         """Stop flavor-zookeeper and start a new one on the same state directory."""
-        testing.stop_processes([self.processes.pop("flavor-zookeeper")], timeout=10)
-        self._spawn("flavor-zookeeper", "infrakit-flavor-zookeeper", "--log", "4")
-        self._wait_ready()
+        self.restart("flavor-zookeeper")
 
-    def _spawn(self, name: str, program: str, *argv: str) -> None:
-        path = program if os.sep in program else str(BIN / program)
-        with (self.work / f"{name}.log").open("ab") as log:
-            self.processes[name] = subprocess.Popen(
-                [path, *argv], env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        for name, process in self.processes.items():
-            path = self.sockets / name
-            testing.wait_for(lambda p=path, proc=process: _ready(p, proc), what=f"{name} up",
-                             timeout=timeout)
-
-    def log(self, name: str) -> str:
-        path = self.work / f"{name}.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-    # The user's view -------------------------------------------------------------------
-
-    def commit(self, spec: dict[str, Any]) -> str:
-        """``infrakit group commit`` of ``spec``; its one line of output."""
-        path = self.work / f"{spec['ID']}-{time.monotonic_ns()}.json"
-        path.write_text(json.dumps(spec))
-        done = subprocess.run([str(BIN / "infrakit"), "group", "commit", str(path)],
-                              env=self.env, text=True, capture_output=True, timeout=60,
-                              check=False)
-        assert done.returncode == 0, f"commit exited {done.returncode}: {done.stderr}"
-        return done.stdout.strip()
-
-    def call(self, method: str, params: dict[str, Any], *, timeout: float = 30.0) -> Any:
-        return sync.Client(self.sockets / "group", timeout=timeout).call(method, params)
-
-    def describe(self, gid: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self.call("Group.DescribeGroup", {"ID": gid})["Description"]
-        return answer
-
-    def members(self, gid: str) -> dict[str, dict[str, Any]]:
+    def members(self, gid: str) -> dict[str, dict[str, Any]]:  # type: ignore[override]
         """The group's instances by logical ID."""
-        return {m["LogicalID"]: m for m in self.describe(gid)["Instances"] or []}
+        return self.by_logical_id(gid)
 
     def free(self, gid: str) -> None:
         """Stop supervising ``gid`` (best effort) and kill its members."""
@@ -217,26 +170,8 @@ def converged(stack: Stack, gid: str, lids: list[str]) -> bool:
     return bool(described["Converged"]) and found == sorted(lids)
 
 
-def kill_members(state: pathlib.Path) -> None:
-    """Kill the session of every instance recorded in ``state`` that is still that process
-    (same pid and start time: a recycled pid is never signalled)."""
-    for record_path in state.glob("*.json") if state.exists() else []:
-        try:
-            record = json.loads(record_path.read_text())
-            pid, started = int(record["Pid"]), int(record["StartTime"])
-        except (OSError, ValueError, KeyError):
-            continue
-        if start_time(pid) == started:
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
-
-
-def start_time(pid: int) -> int | None:
-    try:
-        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[19])
+kill_members = testing_stack.kill_recorded
+start_time = testing_stack.start_time
 
 
 def member_pid(stack: Stack, iid: str) -> int:
@@ -329,18 +264,12 @@ def reconfig_refused(lid: str, port: int) -> bool:
     return False
 
 
-def _ready(path: pathlib.Path, process: subprocess.Popen[bytes]) -> bool:
-    if process.poll() is not None:
-        raise AssertionError(f"{path.name} exited with {process.returncode}")
-    return path.exists() and sockets.is_live(path)
-
-
 @contextlib.contextmanager
 def running(work: pathlib.Path, **options: Any) -> Iterator[Stack]:
     """A started :class:`Stack`, stopped (members killed) at the end."""
     stack = Stack(work, **options)
     try:
-        stack.start()
+        stack.start_all()
         yield stack
     finally:
-        stack.stop()
+        stack.close()

@@ -7,76 +7,19 @@ from __future__ import annotations
 
 import json
 import pathlib
-import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from infrakit import testing, testing_aws
-from infrakit.rpc import sockets, sync
+from infrakit import testing_aws, testing_stack
 from infrakit.testing import wait_for
 
 pytestmark = pytest.mark.slow
 
-BIN = pathlib.Path(sys.executable).parent
 GONE = ("shutting-down", "terminated")
-
-
-class Stack:
-    """The three plugin processes on a private plugins dir, and the CLI."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.sockets = pathlib.Path(tempfile.mkdtemp(prefix="ika-"))
-        self.env = {**testing_aws.environment(), "INFRAKIT_PLUGINS_DIR": str(self.sockets),
-                    "INFRAKIT_HOME": str(self.sockets)}
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, *names: str) -> None:
-        argvs = {
-            "instance-aws": ["infrakit-instance-aws", "--endpoint-url", self.endpoint,
-                             "--log", "4"],
-            "flavor-vanilla": ["infrakit-flavor-vanilla", "--log", "2"],
-            "group": ["infrakit-group-default", "--poll-interval", "1s", "--log", "4"]}
-        for name in names or tuple(argvs):
-            argv = argvs[name]
-            with (self.sockets / f"{name}.log").open("ab") as log:
-                self.processes[name] = subprocess.Popen(
-                    [str(BIN / argv[0]), *argv[1:]], env=self.env, stdout=log, stderr=log,
-                    stdin=subprocess.DEVNULL)
-            wait_for(lambda n=name: sockets.is_live(self.sockets / n),  # type: ignore[misc]
-                     what=f"{name} listening", timeout=30)
-
-    def stop(self, name: str) -> None:
-        testing.stop_processes([self.processes.pop(name)], timeout=10)
-
-    def close(self) -> None:
-        testing.stop_processes(list(self.processes.values()), timeout=10)
-        shutil.rmtree(self.sockets, ignore_errors=True)
-
-    def log(self, name: str) -> str:
-        return (self.sockets / f"{name}.log").read_text(errors="replace")[-3000:]
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run([str(BIN / "infrakit"), *args], env=self.env, text=True,
-                              capture_output=True, timeout=120, check=False)
-        assert done.returncode == 0, f"infrakit {' '.join(args)}: {done.stderr}"
-        return done.stdout
-
-    def commit(self, spec: dict[str, Any]) -> None:
-        path = self.sockets / f"{spec['ID']}-{time.monotonic_ns()}.json"
-        path.write_text(json.dumps(spec))
-        self.cli("group", "commit", str(path))
-
-    def members(self, gid: str) -> tuple[bool, set[str]]:
-        client = sync.Client(self.sockets / "group", timeout=30.0)
-        found = client.call("Group.DescribeGroup", {"ID": gid})["Description"]
-        return bool(found["Converged"]), {m["ID"] for m in found["Instances"] or []}
+Stack = testing_stack.Stack
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +30,19 @@ def proxy(moto: testing_aws.MotoServer) -> Iterator[testing_aws.FaultProxy]:
 
 @pytest.fixture(scope="module")
 def stack(proxy: testing_aws.FaultProxy) -> Iterator[Stack]:
-    started = Stack(proxy.url)
+    """The three plugin processes on a private plugins dir, the plugin on the proxy."""
+    started = Stack(pathlib.Path(tempfile.mkdtemp(prefix="ika-")),
+                    environ=testing_aws.environment(), raw=False, cli_timeout=120.0,
+                    rpc_timeout=30.0)
     try:
-        started.start()
+        started.start("instance-aws", "infrakit-instance-aws", "--endpoint-url", proxy.url,
+                      "--log", "4")
+        started.start("flavor-vanilla", "infrakit-flavor-vanilla", "--log", "2")
+        started.start("group", "infrakit-group-default", "--poll-interval", "1s", "--log", "4")
+        started.wait_ready()
         yield started
     finally:
-        for name in ("group", "instance-aws"):  # shown when a test failed
-            print(f"--- {name} log\n{started.log(name)}")
-        started.close()
+        started.close(show=("group", "instance-aws"))  # the logs, shown when a test failed
 
 
 def web(gid: str, ami: str, *, size: int, instance_type: str = "t2.micro") -> dict[str, Any]:
@@ -123,7 +71,8 @@ def live(ec2: Any, gid: str) -> dict[str, dict[str, Any]]:
 
 def settled(stack: Stack, ec2: Any, gid: str, size: int) -> set[str] | None:
     """The members' IDs once the group is converged on ``size`` live instances, else None."""
-    done, ids = stack.members(gid)
+    done, members = stack.converged(gid)
+    ids = {m["ID"] for m in members}
     return ids if done and len(ids) == size and ids == set(live(ec2, gid)) else None
 
 
@@ -151,7 +100,7 @@ def test_a_group_of_10_converges_heals_rolls_and_destroys(
     assert not rolled & healed
 
     listed = json.loads(stack.cli("instance", "--name", "instance-aws", "describe", "--tags",
-                                  "infrakit.group=web", "--properties", "-o", "json"))
+                                  "infrakit.group=web", "--properties", "-o", "json").stdout)
     assert {d["ID"] for d in listed} == rolled
     assert {d["Properties"]["InstanceType"] for d in listed} == {"t2.small"}
     assert {d["Properties"]["Placement"]["AvailabilityZone"] for d in listed} == {"us-east-1a"}
@@ -178,8 +127,7 @@ def test_a_restarted_plugin_keeps_the_group_it_made(
         stack: Stack, proxy: testing_aws.FaultProxy, ec2: Any, ami: str) -> None:
     stack.commit(web("phoenix", ami, size=3))
     before = converged(stack, ec2, "phoenix", 3)
-    stack.stop("instance-aws")
-    stack.start("instance-aws")
+    stack.restart("instance-aws")
     proxy.clear()
     wait_for(lambda: proxy.answers().get("DescribeInstances", 0) >= 3,
              what="a few polls of the group through the new plugin")

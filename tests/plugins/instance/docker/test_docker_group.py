@@ -6,74 +6,33 @@ come from the engine's event stream: the group's poll is a minute away."""
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import privatedocker
 import pytest
 
-from infrakit import testing
-from infrakit.rpc import sockets, sync
+from infrakit import testing_stack
 from infrakit.testing import wait_for
 
 pytestmark = pytest.mark.docker
 
-BIN = pathlib.Path(sys.executable).parent
-T = TypeVar("T")
 
-
-class Stack:
-    """The three plugin processes on a private plugins dir, and the CLI."""
+class Stack(testing_stack.Stack):
+    """The three plugin processes on a private plugins dir, and the CLI; the engine."""
 
     def __init__(self, dockerd: privatedocker.Dockerd) -> None:
+        super().__init__(pathlib.Path(tempfile.mkdtemp(prefix="ikg-")), cli_timeout=120.0)
         self.dockerd = dockerd
-        self.sockets = pathlib.Path(tempfile.mkdtemp(prefix="ikg-"))
-        self.env = {**os.environ, "INFRAKIT_PLUGINS_DIR": str(self.sockets),
-                    "INFRAKIT_HOME": str(self.sockets)}
-        self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> None:
-        for name, argv in (
-                ("instance-docker", ["infrakit-instance-docker", "--url", self.dockerd.url,
-                                     "--notify", "group", "--log", "5"]),
-                ("flavor-vanilla", ["infrakit-flavor-vanilla", "--log", "2"]),
-                ("group", ["infrakit-group-default", "--poll-interval", "1m", "--log", "4"])):
-            with (self.sockets / f"{name}.log").open("ab") as log:
-                self.processes.append(subprocess.Popen(
-                    [str(BIN / argv[0]), *argv[1:]], env=self.env, stdout=log, stderr=log,
-                    stdin=subprocess.DEVNULL))
-            wait_for(lambda n=name: sockets.is_live(self.sockets / n),  # type: ignore[misc]
-                     what=f"{name} listening", timeout=20)
-
-    def close(self) -> None:
-        testing.stop_processes(self.processes, timeout=10)
-        shutil.rmtree(self.sockets, ignore_errors=True)
-
-    def log(self, name: str) -> str:
-        return (self.sockets / f"{name}.log").read_text(errors="replace")[-3000:]
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run([str(BIN / "infrakit"), *args], env=self.env, text=True,
-                              capture_output=True, timeout=120, check=False)
-        assert done.returncode == 0, f"infrakit {' '.join(args)}: {done.stderr}"
-        return done.stdout
-
-    def commit(self, spec: dict[str, Any]) -> None:
-        path = self.sockets / f"{spec['ID']}-{time.monotonic_ns()}.json"
-        path.write_text("{% raw %}" + json.dumps(spec) + "{% endraw %}")
-        self.cli("group", "commit", str(path))
-
-    def members(self, gid: str) -> tuple[bool, list[dict[str, Any]]]:
-        client = sync.Client(self.sockets / "group", timeout=10.0)
-        found = client.call("Group.DescribeGroup", {"ID": gid})["Description"]
-        return bool(found["Converged"]), list(found["Instances"] or [])
+    def start_all(self) -> None:
+        self.start("instance-docker", "infrakit-instance-docker", "--url", self.dockerd.url,
+                   "--notify", "group", "--log", "5")
+        self.start("flavor-vanilla", "infrakit-flavor-vanilla", "--log", "2")
+        self.start("group", "infrakit-group-default", "--poll-interval", "1m", "--log", "4")
+        self.wait_ready()
 
     def running(self, gid: str) -> dict[str, dict[str, Any]]:
         """The group's containers on the engine (any state), inspected, by short ID."""
@@ -84,18 +43,14 @@ class Stack:
         return {c["Id"][:12]: c for c in found}
 
 
-
-
 @pytest.fixture(scope="module")
 def stack(dockerd: privatedocker.Dockerd) -> Iterator[Stack]:
     started = Stack(dockerd)
     try:
-        started.start()
+        started.start_all()
         yield started
     finally:
-        for name in ("group", "instance-docker"):  # shown when a test failed
-            print(f"--- {name} log\n{started.log(name)}")
-        started.close()
+        started.close(show=("group", "instance-docker"))  # the logs, shown when a test failed
         leftovers = dockerd.containers("label=infrakit.instance-docker")
         if leftovers:
             dockerd.docker("rm", "-f", "-v", *leftovers)
@@ -117,7 +72,7 @@ def web(gid: str, version: str, size: int = 3) -> dict[str, Any]:
 
 def settled(stack: Stack, gid: str, size: int) -> set[str] | None:
     """The IDs of ``size`` members, converged, each a running container; else None."""
-    done, members = stack.members(gid)
+    done, members = stack.converged(gid)
     ids = {m["ID"] for m in members}
     running = stack.running(gid)
     live = {cid for cid, c in running.items() if c["State"]["Running"]}
@@ -162,7 +117,7 @@ def test_a_group_converges_heals_by_event_rolls_and_leaves_nothing(stack: Stack)
     try:
         wait_for(lambda: versions(stack, "web") == ["v2"] * 3, what="every member on v2")
     except AssertionError:
-        print(stack.cli("group", "describe", "web"), versions(stack, "web"))
+        print(stack.cli("group", "describe", "web").stdout, versions(stack, "web"))
         raise
     rolled = converged(stack, "web", 3)
     assert not rolled & healed

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,70 +17,30 @@ import pytest
 import realvagrant
 from realvagrant import MARK
 
-from infrakit import testing
+from infrakit import testing_stack
 from infrakit.plugins.instance.vagrant import template
-from infrakit.rpc import sockets, sync
+from infrakit.rpc import sync
 from infrakit.testing import wait_for
 
 pytestmark = pytest.mark.docker
 
-BIN = pathlib.Path(sys.executable).parent
 POLL = 10
 """The group's poll interval in seconds: each poll runs ``vagrant status`` per member."""
 
 
-class Stack:
-    """The three plugin processes on a private plugins dir, and the CLI."""
+class Stack(testing_stack.Stack):
+    """The three plugin processes on a private plugins dir, and the CLI; the engine."""
 
     def __init__(self, dockerd: privatedocker.Dockerd, environ: dict[str, str]) -> None:
+        super().__init__(pathlib.Path(tempfile.mkdtemp(prefix="ikv-")), environ=environ,
+                         cli_timeout=300.0, rpc_timeout=60.0, stop_timeout=30.0, tail=4000)
         self.dockerd = dockerd
-        self.sockets = pathlib.Path(tempfile.mkdtemp(prefix="ikv-"))
         self.machines = self.sockets / "machines"
-        self.env = {**environ, "INFRAKIT_PLUGINS_DIR": str(self.sockets),
-                    "INFRAKIT_HOME": str(self.sockets)}
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, *argv: str) -> None:
-        with (self.sockets / f"{name}.log").open("ab") as log:
-            self.processes[name] = subprocess.Popen(
-                [str(BIN / argv[0]), *argv[1:]], env=self.env, stdout=log, stderr=log,
-                stdin=subprocess.DEVNULL)
-        wait_for(lambda: self._listening(name), what=f"{name} listening", timeout=30)
-
-    def _listening(self, name: str) -> bool:
-        if self.processes[name].poll() is not None:
-            raise AssertionError(f"{name} exited: {self.log(name)}")
-        return sockets.is_live(self.sockets / name)
 
     def start_vagrant(self) -> None:
         self.start("instance-vagrant", "infrakit-instance-vagrant", "--dir",
                    str(self.machines), "--log", "4")
-
-    def stop(self, name: str) -> None:
-        testing.stop_processes([self.processes.pop(name)], timeout=30)
-
-    def close(self) -> None:
-        testing.stop_processes(list(self.processes.values()), timeout=30)
-        shutil.rmtree(self.sockets, ignore_errors=True)
-
-    def log(self, name: str) -> str:
-        return (self.sockets / f"{name}.log").read_text(errors="replace")[-4000:]
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run([str(BIN / "infrakit"), *args], env=self.env, text=True,
-                              capture_output=True, timeout=300, check=False)
-        assert done.returncode == 0, f"infrakit {' '.join(args)}: {done.stderr}"
-        return done.stdout
-
-    def commit(self, spec: dict[str, Any]) -> None:
-        path = self.sockets / f"{spec['ID']}-{time.monotonic_ns()}.json"
-        path.write_text("{% raw %}" + json.dumps(spec) + "{% endraw %}")
-        self.cli("group", "commit", str(path))
-
-    def members(self, gid: str) -> tuple[bool, set[str]]:
-        client = sync.Client(self.sockets / "group", timeout=60.0)
-        found = client.call("Group.DescribeGroup", {"ID": gid})["Description"]
-        return bool(found["Converged"]), {m["ID"] for m in found["Instances"] or []}
+        self.wait_ready()
 
     def running(self) -> set[str]:
         """The instance IDs of the running containers Vagrant made."""
@@ -97,7 +53,8 @@ class Stack:
     def settled(self, gid: str, size: int) -> set[str] | None:
         """The IDs of ``size`` converged members, each a running container with its
         directory; else None."""
-        done, ids = self.members(gid)
+        done, members = self.converged(gid)
+        ids = {m["ID"] for m in members}
         dirs = {p.name for p in self.machines.iterdir()} if self.machines.exists() else set()
         return ids if done and len(ids) == size and ids == self.running() == dirs else None
 
@@ -110,11 +67,10 @@ def stack(dockerd: privatedocker.Dockerd, vagrant_env: dict[str, str]) -> Iterat
         started.start("flavor-vanilla", "infrakit-flavor-vanilla", "--log", "2")
         started.start("group", "infrakit-group-default", "--poll-interval", f"{POLL}s",
                       "--log", "4")
+        started.wait_ready()
         yield started
     finally:
-        for name in ("group", "instance-vagrant"):  # shown when a test failed
-            print(f"--- {name} log\n{started.log(name)}")
-        started.close()
+        started.close(show=("group", "instance-vagrant"))  # the logs, shown when a test failed
         realvagrant.remove_containers(dockerd)
 
 
