@@ -54,7 +54,8 @@ from infrakit.spi import flavor, group, instance
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "plugins" / "flavor" / "mariadb"))
-from mariadb_cluster import APP, IDS, PRIMARY, Writer, same_process, shared_port  # noqa: E402  (the tests' harness, shared rather than copied)
+# The tests' harness, shared rather than copied:
+from mariadb_cluster import APP, IDS, PRIMARY, Writer, same_process, shared_port, sql  # noqa: E402
 
 BIN = pathlib.Path(sys.executable).parent
 GID = "mariadb"
@@ -194,17 +195,8 @@ async def client(stack: Stack) -> AsyncIterator[group_rpc.Client]:
 
 
 def admin(port: int, query: str, args: Any = None) -> list[dict[str, Any]]:
-    import pymysql  # type: ignore[import-untyped]
-
-    connection = pymysql.connect(host=PRIMARY, port=port, user="infrakit", password="infrakit",
-                                 connect_timeout=5, read_timeout=30, autocommit=True,
-                                 cursorclass=pymysql.cursors.DictCursor)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(query, args)
-            return list(cursor.fetchall())
-    finally:
-        connection.close()
+    """One statement on the primary as the cluster's administrator."""
+    return sql(PRIMARY, port, query, args)
 
 
 def rows_on(lid: str, port: int) -> set[int]:

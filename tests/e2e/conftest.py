@@ -7,16 +7,14 @@ tests in a module use different group IDs, so they do not see each other's membe
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import pathlib
-import shutil
-import signal
 import tempfile
 from collections.abc import Iterator
 
 import pytest
 from stack import POLL, Stack
+
+from infrakit import testing_stack
 
 
 @contextlib.contextmanager
@@ -27,8 +25,7 @@ def _stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         yield stack
     finally:
-        stack.stop()
-        shutil.rmtree(sockets_dir, ignore_errors=True)
+        stack.close()
 
 
 @pytest.fixture(scope="module")
@@ -73,18 +70,6 @@ def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield stack
         finally:
             stack.stop()
-            _kill_recorded(state)
+            testing_stack.kill_recorded(state)
 
 
-def _kill_recorded(state: pathlib.Path) -> None:
-    """Kill the session of every instance recorded in ``state`` that is still that process."""
-    for record_path in state.glob("*.json") if state.exists() else []:
-        try:
-            record = json.loads(record_path.read_text())
-            pid, started = int(record["Pid"]), int(record["StartTime"])
-            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, ValueError, KeyError):
-            continue  # gone already, or not a record of ours
-        if int(fields[19]) == started:  # the same process, not a recycled pid
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
