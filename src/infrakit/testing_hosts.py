@@ -14,6 +14,10 @@ each on the host's own plugins dir. The instance-file plugins share one director
 stand-in for a cloud's API, which every host sees alike, so a new leader's backend finds the
 members the old one made. Everything is reached from inside the switch namespace only;
 leaving the ``with`` block destroys every host and removes the switch, also after a failure.
+
+:class:`GroupedHosts` makes the same hosts as the pets of the managers' own group
+(flavor-combo of flavor-vanilla and flavor-etcd on instance-host), so a new leader's backend
+replaces a dead manager host.
 """
 
 from __future__ import annotations
@@ -305,6 +309,157 @@ class HostCluster:
         finally:
             network.remove_switch(self.switch)
             shutil.rmtree(self.sockets, ignore_errors=True)
+
+
+class GroupedHosts(HostCluster):
+    """The same three manager hosts, made as members of the managers' own group.
+
+    A host is a pet of the group ``managers`` (logical IDs: the three addresses, instance
+    plugin ``instance-host``), whose flavor is ``flavor-combo`` of ``flavor-vanilla`` (one
+    Init line: the manager start script, in the background, waiting for etcd) and
+    ``flavor-etcd`` (its member, joined through the member API; its Init ``exec``s etcd).
+    :meth:`start` provisions the first three hosts with what that flavor prepares for them
+    (tagged ``bootstrap``), so the group committed later adopts them; from then on the
+    leader's backend makes every replacement.
+    """
+
+    GROUP = "managers"
+    _prepared: dict[str, dict[str, Any]]
+
+    def spec(self) -> dict[str, Any]:
+        """The managers' group: commit it to the managers once they lead."""
+        start = self.root / "manager.sh"
+        # instance-host names a host by its LogicalID: the address, read without templates
+        # (the CLI renders a spec file as one)
+        me = "$(cat /proc/sys/kernel/hostname)"
+        line = f'sh {_q(start)} "{me}" >> {_q(self.root)}/boot-"{me}".log 2>&1 &'
+
+        return {"ID": self.GROUP, "Properties": {
+            "Allocation": {"LogicalIDs": list(self.addresses)},
+            "Instance": {"Plugin": "instance-host", "Properties": {"StopTimeout": "3s"}},
+            "Flavor": {"Plugin": "flavor-combo", "Properties": {"Flavors": [
+                {"Plugin": "flavor-vanilla",
+                 "Properties": {"Init": [line], "Tags": {"role": "manager"}}},
+                {"Plugin": "flavor-etcd", "Properties": {
+                    "Binary": testing_etcd.etcd_binary(),
+                    "DataDir": str(self.root / "etcd-data")}}]}},
+            "Health": {"Interval": "1s", "StartupGrace": "90s", "UnhealthyAfter": "3s"}}}
+
+    def start(self) -> None:
+        self._write_start_script()
+        self._prepared = {}
+        super().start()
+
+    def prepare(self, address: str) -> dict[str, Any]:
+        """The spec of the host at ``address`` as the managers' group would make it, tagged
+        ``bootstrap``: the flavor runs inside the switch namespace, where the members are."""
+        props = self.spec()["Properties"]
+        request = {"Flavor": props["Flavor"]["Properties"], "Spec": {
+            "Properties": props["Instance"]["Properties"], "LogicalID": address,
+            "Tags": {"infrakit.group": self.GROUP, "infrakit.config_sha": "bootstrap"}},
+            "Allocation": {"LogicalIDs": self.addresses},
+            "Index": {"Group": self.GROUP, "Sequence": self.addresses.index(address)}}
+        done = self.inside(sys.executable, "-c", _PREPARE, json.dumps(request), timeout=120.0)
+        if done.returncode != 0:
+            raise errors.Unavailable(f"preparing {address}: {done.stderr.strip()[-600:]}")
+        prepared: dict[str, Any] = json.loads(done.stdout)
+        return prepared
+
+    def boot(self, address: str) -> str:
+        """Provision the host at ``address`` with its prepared spec."""
+        if not self._prepared:
+            # All prepared before any boots, as a first commit would be: two members up
+            # would elect a leader, and the third would be prepared to join, not found.
+            self._prepared = {a: self.prepare(a) for a in self.addresses}
+        answer = sync.Client(self.control.plugins_dir / "instance-host", timeout=60.0).call(
+            "Instance.Provision", {"Type": "", "Spec": self._prepared[address]})
+        self.hosts[address] = str(answer["ID"])
+        return self.hosts[address]
+
+    def refresh(self) -> dict[str, str]:
+        """Address -> instance ID of the hosts instance-host lists now (after the group
+        replaced one, the new one's)."""
+        listed = sync.Client(self.control.plugins_dir / "instance-host", timeout=30.0).call(
+            "Instance.DescribeInstances", {"Type": "", "Tags": {}})
+        self.hosts = {str(found["Tags"]["host.address"]): str(found["ID"])
+                      for found in listed["Descriptions"] or []
+                      if "host.address" in found.get("Tags", {})}
+        return dict(self.hosts)
+
+    def etcd_started(self, via: str) -> list[str]:
+        """The names of the started members (a name and client URLs), as ``via`` lists
+        them."""
+        done = self.inside(sys.executable, "-c", (
+            "import urllib.request as u, json; print(json.dumps([m.get('name') for m in "
+            "json.load(u.urlopen(u.Request("
+            f"'http://{via}:{CLIENT_PORT}/v3/cluster/member/list', data=b'{{}}', "
+            "headers={'Content-Type': 'application/json'}), timeout=5))['members'] "
+            "if m.get('name') and m.get('clientURLs')]))"), timeout=30.0)
+        if done.returncode != 0:
+            raise errors.Unavailable(f"etcd at {via}: {done.stderr.strip()[-300:]}")
+        names: list[str] = json.loads(done.stdout)
+        return sorted(names)
+
+    def etcd_healthy(self, address: str) -> bool:
+        """True when the etcd member at ``address`` answers ``/health`` true (it does once
+        it has joined a cluster that has a leader)."""
+        done = self.inside(sys.executable, "-c", (
+            "import urllib.request as u, json; print(json.load(u.urlopen("
+            f"'http://{address}:{CLIENT_PORT}/health', timeout=2)).get('health'))"),
+            timeout=30.0)
+        return done.stdout.strip() == "true"
+
+    def _write_start_script(self) -> None:
+        """``manager.sh ADDRESS``: wait for the host's etcd member, then start the plugins
+        (the instance-host socket hard-linked in: a plugin is a socket in the plugins dir)
+        and exec the manager. One file for every host, as a host image would carry it."""
+        python = sys.executable
+        plugins = [
+            ("instance-file", _cmd(testing_cluster.entry_point(
+                "instance-file", "--dir", str(self.instances), "--log", "3"))),
+            ("flavor-vanilla", _cmd(testing_cluster.entry_point("flavor-vanilla", "--log", "3"))),
+            ("flavor-etcd", _cmd(testing_cluster.entry_point("flavor-etcd", "--log", "3"))),
+            ("flavor-combo", _cmd(testing_cluster.entry_point("flavor-combo", "--log", "3"))),
+            ("group-stateless", _cmd([python, "-m", "infrakit.group.serve", "--name",
+                                      "group-stateless", "--poll-interval", self.poll,
+                                      "--fence-interval", self.fence, "--log", "4"])
+             + ' --manager "$me"')]
+        ready = ("import sys, urllib.request as u; "
+                 "u.urlopen('http://' + sys.argv[1] + ':2379/health', timeout=1)")
+        lines = [
+            "set -e", 'addr=$1; me="mgr-${addr##*.}"',
+            f'home={_q(self.root / "host")}/"$addr"; plugins={_q(self.sockets)}/"${{addr##*.}}"',
+            'mkdir -p "$home" "$plugins"; chmod 700 "$plugins"; cd "$home"',
+            'export INFRAKIT_PLUGINS_DIR="$plugins" INFRAKIT_HOME="$home"',
+            f'ln -f {_q(self.control.plugins_dir / "instance-host")} "$plugins/instance-host"',
+            f'endpoints="http://$addr:{CLIENT_PORT}"',
+            f"for a in {' '.join(self.addresses)}; do",
+            f'  [ "$a" = "$addr" ] || endpoints="$endpoints,http://$a:{CLIENT_PORT}"; done',
+            f'until {_cmd([python, "-c", ready])} "$addr" 2>/dev/null; do sleep 0.2; done']
+        lines += [f'{argv} >> "$home/{name}.log" 2>&1 &' for name, argv in plugins]
+        lines.append(
+            f"exec {_cmd([python, '-m', 'infrakit.manager.serve'])} --name \"$me\" "
+            f"--proxy-for-group group-stateless --fence-interval {self.fence} --log 4 "
+            f'--listen "$addr:{MANAGER_PORT}" --tls-dir {_q(self.pki)}/"$me" '
+            f'etcd --endpoint "$endpoints" --lease-ttl {self.ttl}s >> "$home/manager.log" 2>&1')
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "manager.sh").write_text("\n".join(lines) + "\n")
+
+
+_PREPARE = """
+import asyncio, json, sys
+from infrakit.plugins.flavor import combo, vanilla
+from infrakit.plugins.flavor.etcd import plugin as etcd
+from infrakit.spi import flavor, instance
+req = json.loads(sys.argv[1])
+flavors = {"flavor-vanilla": vanilla.Plugin(), "flavor-etcd": etcd.Plugin()}
+spec = asyncio.run(combo.Plugin(flavors.__getitem__).prepare(
+    req["Flavor"], instance.Spec.model_validate(req["Spec"]),
+    flavor.AllocationMethod.model_validate(req["Allocation"]),
+    flavor.Index.model_validate(req["Index"])))
+print(json.dumps(spec.model_dump(mode="json", by_alias=True, exclude_none=True)))
+"""
+"""The managers' flavor run in-process: a request in argv[1], the prepared spec out."""
 
 
 def _q(path: pathlib.Path) -> str:
