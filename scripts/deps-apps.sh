@@ -11,19 +11,5 @@ command -v vagrant >/dev/null 2>&1 || missing="$missing vagrant"
 [ -x /usr/share/zookeeper/bin/zkServer.sh ] || missing="$missing zookeeper"
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing="$missing mariadb-server"
 
-[ -z "$missing" ] && exit 0
-
-if [ "$(id -u)" != 0 ]; then
-    echo "provider and flavor tests need:$missing (not root: install them with apt-get)" >&2
-    exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
 # shellcheck disable=SC2086  # the list is words on purpose
-if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing; } \
-        >"$out" 2>&1; then
-    cat "$out" >&2
-    exit 1
-fi
+exec sh "$(dirname "$0")/install-debs.sh" "provider and flavor tests" $missing

@@ -14,20 +14,5 @@ command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v nsenter >/dev/null 2>&1 || missing="$missing util-linux"
 command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"  # make image
 
-[ -z "$missing" ] && exit 0
-
-if [ "$(id -u)" != 0 ]; then
-    echo "docker tests need:$missing (not root: install them with apt-get)" >&2
-    exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-# Quiet unless it fails: then apt's own words say why.
 # shellcheck disable=SC2086  # the list is words on purpose
-if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing; } \
-        >"$out" 2>&1; then
-    cat "$out" >&2
-    exit 1
-fi
+exec sh "$(dirname "$0")/install-debs.sh" "docker tests" $missing

@@ -16,14 +16,5 @@ for package in qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-q
 done
 ls /boot/vmlinuz-* >/dev/null 2>&1 || missing="$missing linux-image-amd64"
 
-[ -z "$missing" ] && exit 0
-
-if [ "$(id -u)" != 0 ]; then
-    echo "libvirt tests need:$missing (not root: install them with apt-get)" >&2
-    exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
 # shellcheck disable=SC2086  # the list is words on purpose
-apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 $missing >/dev/null
+exec sh "$(dirname "$0")/install-debs.sh" "libvirt tests" $missing
