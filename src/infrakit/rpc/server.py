@@ -307,19 +307,21 @@ def _dir_lock(directory: pathlib.Path) -> Iterator[None]:
         os.close(fd)  # closing the last descriptor releases the lock
 
 
-async def stopped() -> None:
-    """Return at SIGTERM or SIGINT: where a plugin process's serving ends."""
-    stopping = asyncio.Event()
+def stopping() -> asyncio.Event:
+    """An event set at SIGTERM or SIGINT: where a plugin process's serving ends. Made before
+    the socket answers, so that a signal right after it is never the default's kill."""
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    await stopping.wait()
+        loop.add_signal_handler(signum, stop.set)
+    return stop
 
 
 async def serve(name: str, **kwargs: Any) -> None:
     """Serve until SIGTERM or SIGINT, then clean up the socket and pid file."""
+    stop = stopping()
     async with Server(name, **kwargs):
-        await stopped()
+        await stop.wait()
 
 
 def run(name: str, **kwargs: Any) -> None:

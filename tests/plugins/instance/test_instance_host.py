@@ -140,7 +140,9 @@ def test_destroy_stops_the_host_and_removes_its_namespace(hosts: plugin.Plugin) 
 
     assert hosts.describe_instances({}) == []
     assert not network.exists(hosts.namespace(iid))
-    assert port not in inside(hosts.switch, "ip", "-o", "link").stdout
+    # the kernel tears a deleted namespace's veth down in the background
+    testing.wait_for(lambda: port not in inside(hosts.switch, "ip", "-o", "link").stdout or None,
+                     what="the host's veth gone from the switch", timeout=30)
     assert fetch(hosts.switch, "10.77.0.2") is None
     with pytest.raises(errors.NotFoundError):
         hosts.destroy(iid)

@@ -26,10 +26,11 @@ async def serve(name: str, state: pathlib.Path) -> None:
     """Serve until SIGTERM or SIGINT; then stop watching for members to add."""
     from infrakit.rpc import server
 
+    stop = server.stopping()
     served = plugin.Plugin(state)
     try:
         async with server.Server(name, flavor=served):
-            await server.stopped()
+            await stop.wait()
     finally:
         await served.close()
 

@@ -52,13 +52,14 @@ async def serve(args: argparse.Namespace) -> None:
     docker = engine.Engine(args.url, version=args.version)
     served = plugin.Plugin(docker, name=args.name, namespace=args.namespace)
     waker = events.Waker(launch.group_waker(args.notify)) if args.notify else None
+    stop = server.stopping()
     async with server.Server(args.name, instance=served):
         watcher = None
         if waker is not None:
             watcher = asyncio.create_task(events.watch(docker, waker, namespace=args.namespace,
                                                        ignore=served.destroying))
         try:
-            await server.stopped()
+            await stop.wait()
         finally:
             if watcher is not None:
                 watcher.cancel()

@@ -75,11 +75,12 @@ async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM or SIGINT."""
     from infrakit.rpc import server
 
+    stop = server.stopping()
     served = build(args)
     await served.start()
     try:
         async with server.Server(args.name, instance=served):
-            await server.stopped()
+            await stop.wait()
     finally:
         await served.close()
 

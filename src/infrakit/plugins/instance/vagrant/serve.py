@@ -61,9 +61,10 @@ async def serve(args: argparse.Namespace) -> None:
     served = plugin.Plugin(args.dir, name=args.name, template=args.vagrantfile,
                            vagrant=commands.Vagrant(args.vagrant, parallel=args.max_parallel,
                                                     timeouts=args.timeouts))
+    stop = server.stopping()
     try:
         async with server.Server(args.name, instance=served):
-            await server.stopped()
+            await stop.wait()
     finally:
         await served.close()
 
