@@ -148,6 +148,37 @@ def test_destroy_stops_the_host_and_removes_its_namespace(hosts: plugin.Plugin) 
         hosts.destroy(iid)
 
 
+def test_a_replacement_on_the_same_address_announces_its_new_mac(
+        hosts: plugin.Plugin) -> None:
+    hosts.provision(web())  # another host keeps the bridge up (its entries stay)
+    first = hosts.provision(web("10.77.0.7"))
+    testing.wait_for(lambda: fetch(hosts.switch, "10.77.0.7"), what="the first host", timeout=30)
+    assert neighbour(hosts.switch, "10.77.0.7") == mac(hosts.namespace(first))
+    hosts.destroy(first)
+
+    second = hosts.provision(web("10.77.0.7"))
+
+    # No traffic is sent to the address: the switch learns the new MAC from the host alone
+    # (else its entry keeps the old MAC until it expires, up to a minute).
+    assert testing.wait_for(lambda: neighbour(hosts.switch, "10.77.0.7") == mac(
+        hosts.namespace(second)) or None, what="the switch's entry updated", timeout=10)
+    assert fetch(hosts.switch, "10.77.0.7") == "10.77.0.7"
+    # the switch keeps its own MAC while hosts come and go (the hosts' gateway entries hold)
+    assert mac(hosts.switch, network.BRIDGE) == network.bridge_mac(hosts.switch)
+
+
+def neighbour(namespace: str, address: str) -> str | None:
+    """The MAC that ``namespace`` has for ``address`` (its ARP entry), if any."""
+    words = inside(namespace, "ip", "neigh", "show", address).stdout.split()
+    return words[words.index("lladdr") + 1] if "lladdr" in words else None
+
+
+def mac(namespace: str, link: str = network.LINK) -> str:
+    """The MAC of ``link`` in ``namespace`` (``ip``: sysfs would show the root namespace's)."""
+    words = inside(namespace, "ip", "-o", "link", "show", link).stdout.split()
+    return words[words.index("link/ether") + 1]
+
+
 def test_a_new_plugin_adopts_the_running_hosts(hosts: plugin.Plugin) -> None:
     iid = hosts.provision(web("10.77.0.9"))
     hosts.close()

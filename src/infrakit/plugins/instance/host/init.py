@@ -1,4 +1,5 @@
-"""PID 1 of a host: names the host, runs its boot script, reaps orphans, stops everything.
+"""PID 1 of a host: names the host, announces its address, runs its boot script, reaps
+orphans, stops everything.
 
 Run by :mod:`.plugin` inside the host's namespaces as
 ``python -m infrakit.plugins.instance.host.init HOSTNAME GRACE SCRIPT``. The host stays up
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from infrakit.plugins.instance.host import announce
+
 
 def main(argv: list[str]) -> int:
     if len(argv) != 3:
@@ -26,6 +29,8 @@ def main(argv: list[str]) -> int:
         return 2
     hostname, grace, script = argv
     socket.sethostname(hostname)
+    for line in announce.announce():
+        print(f"host {hostname}: announced {line}", flush=True)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:

@@ -55,7 +55,10 @@ def ensure_switch(switch: str, network: ipaddress.IPv4Network) -> None:
     ip("netns", "add", switch)
     try:
         ip("-n", switch, "link", "set", "lo", "up")
-        ip("-n", switch, "link", "add", BRIDGE, "type", "bridge")
+        # A bridge takes its ports' lowest MAC unless given its own: a host joining or
+        # leaving would change it, and the switch would forget every neighbour entry.
+        ip("-n", switch, "link", "add", BRIDGE, "address", bridge_mac(switch), "type",
+           "bridge")
         ip("-n", switch, "addr", "add", f"{gateway(network)}/{network.prefixlen}",
            "dev", BRIDGE)
         ip("-n", switch, "link", "set", BRIDGE, "up")
@@ -63,6 +66,12 @@ def ensure_switch(switch: str, network: ipaddress.IPv4Network) -> None:
         ip("netns", "delete", switch, check=False)
         raise
     log.info("switch %s: bridge %s on %s", switch, BRIDGE, network)
+
+
+def bridge_mac(switch: str) -> str:
+    """The switch bridge's own MAC: locally administered, from the switch's name."""
+    digest = hashlib.sha1(switch.encode()).digest()
+    return ":".join(f"{byte:02x}" for byte in (0x02, *digest[:5]))
 
 
 def remove_switch(switch: str) -> None:
