@@ -90,7 +90,7 @@ class EtcdProcess:
             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
             "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
             "--initial-cluster", self.initial_cluster, "--initial-cluster-state", "new",
-            *self.flags,
+            "--pre-vote=true", *self.flags,
         ]
 
     def start(self, *, timeout: float = READY_TIMEOUT) -> None:

@@ -141,7 +141,7 @@ class HostCluster:
                 "--listen-peer-urls", f"http://{address}:{PEER_PORT}",
                 "--initial-advertise-peer-urls", f"http://{address}:{PEER_PORT}",
                 "--initial-cluster", cluster, "--initial-cluster-state", "new",
-                "--initial-cluster-token", self.switch]
+                "--initial-cluster-token", self.switch, "--pre-vote=true"]
         ready = (f"import urllib.request as u; u.urlopen('{mine}/health', timeout=1)")
         plugins_ = [
             ("instance-file", testing_cluster.entry_point(

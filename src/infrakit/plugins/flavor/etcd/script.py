@@ -38,6 +38,9 @@ def render(me: settings.Address, *, state: State, cluster: Sequence[tuple[str, s
         "--listen-peer-urls", me.peer_url, "--initial-advertise-peer-urls", me.peer_url,
         "--initial-cluster", initial, "--initial-cluster-token", token,
         "--initial-cluster-state", "new" if state == "new" else "existing",
+        # a member cut off and back must not force an election (etcd 3.5's default; 3.4's
+        # is off, and its returning member's higher term made the leader step down)
+        "--pre-vote=true",
         *(props.flags or []),
     ]
     lines.append("exec " + " ".join('"$data"' if f == "$data" else shlex.quote(f)
