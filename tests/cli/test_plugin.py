@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from infrakit import errors, processes, testing
-from infrakit.rpc import sockets
+from infrakit.rpc import listening, sockets
 
 from .conftest import Loop
 
@@ -235,3 +235,20 @@ def test_ls_widens_the_listen_column_for_a_long_path(cli: Any, plugins_dir: path
     assert result.stdout.splitlines() == [
         f"{'INTERFACE':<20}{'LISTEN':<{len(listen) + 2}}NAME",
         f"{'Instance/0.5.0':<20}{listen}  mem"]
+
+
+def test_ls_shows_the_tcp_listener_of_a_plugin_that_has_one(
+        cli: Any, serve: Callable[..., Any], plugins_dir: pathlib.Path) -> None:
+    serve("local", instance=testing.FakeInstancePlugin())
+    remote = serve("remote", instance=testing.FakeInstancePlugin(),
+                   listen=listening.Listen("127.0.0.1", 0, None))
+    url = remote.url
+    assert url is not None and url.startswith("http://127.0.0.1:")
+
+    listed = cli("plugin", "ls")
+    assert listed.stdout.splitlines() == [
+        f"{'INTERFACE':<20}{'LISTEN':<50}{'NAME':<20}TCP",
+        f"{'Instance/0.5.0':<20}{plugins_dir / 'local'!s:<50}{'local':<20}-",
+        f"{'Instance/0.5.0':<20}{plugins_dir / 'remote'!s:<50}{'remote':<20}{url}"]
+    wire = json.loads(cli("plugin", "ls", "-o", "json").stdout)
+    assert [row.get("TCP") for row in wire] == [None, url]

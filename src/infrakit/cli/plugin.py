@@ -15,6 +15,8 @@ from infrakit.cli import options, render
 from infrakit.rpc import discovery, launch, listing, starting, stopping
 
 LS_WIDTHS = (20, 50)
+LS_NAME_WIDTH = 20
+"""NAME's width when a TCP column follows it."""
 NO_ANSWER = "(no answer)"
 
 
@@ -22,13 +24,19 @@ NO_ANSWER = "(no answer)"
 @options.quiet
 @options.output()
 def ls(quiet: bool, output: str) -> None:
-    """One row per plugin and interface it serves: INTERFACE, LISTEN, NAME."""
+    """One row per plugin and interface it serves: INTERFACE, LISTEN, NAME, and TCP (the URL
+    it also answers at) when any plugin listens on TCP."""
     rows = listing.rows(discovery.plugins_dir())
     if output != "table":
         render.document([_listing_wire(row) for row in rows], output)
         return
     cells = [[row.interface or NO_ANSWER, str(row.listen), row.name] for row in rows]
-    render.table(["INTERFACE", "LISTEN", "NAME"], cells, widths=LS_WIDTHS, quiet=quiet, sep="")
+    headers, widths = ["INTERFACE", "LISTEN", "NAME"], list(LS_WIDTHS)
+    if any(row.tcp for row in rows):
+        headers, widths = [*headers, "TCP"], [*LS_WIDTHS, LS_NAME_WIDTH]
+        for cell, row in zip(cells, rows, strict=True):
+            cell.append(row.tcp or "-")
+    render.table(headers, cells, widths=widths, quiet=quiet, sep="")
     for row in rows:
         if row.error is not None:
             click.echo(f"infrakit: plugin {row.name} does not answer: {row.error}", err=True)
@@ -37,6 +45,8 @@ def ls(quiet: bool, output: str) -> None:
 def _listing_wire(row: listing.Row) -> dict[str, str | None]:
     data: dict[str, str | None] = {"Interface": row.interface, "Listen": str(row.listen),
                                    "Name": row.name}
+    if row.tcp is not None:
+        data["TCP"] = row.tcp
     if row.error is not None:
         data["Error"] = row.error
     return data

@@ -21,6 +21,8 @@ class Row:
     listen: pathlib.Path
     interface: str | None = None
     error: str | None = None
+    tcp: str | None = None
+    """The URL of the plugin's TCP listener, if it has one."""
 
 
 def rows(directory: pathlib.Path | None = None, *, timeout: float = 2.0) -> list[Row]:
@@ -30,13 +32,14 @@ def rows(directory: pathlib.Path | None = None, *, timeout: float = 2.0) -> list
         client = sync.Client(path, name=name, timeout=timeout)
         try:
             types = _types(client)
+            tcp = _tcp(client)
         except errors.InfrakitError as exc:
             found.append(Row(name=name, listen=path, error=exc.message))
             continue
         for key, names in sorted(types.items()):
             for type_name in names:
                 shown = name if type_name == handshake.DEFAULT_TYPE else f"{name}/{type_name}"
-                found.append(Row(name=shown, listen=path, interface=key))
+                found.append(Row(name=shown, listen=path, interface=key, tcp=tcp))
     return found
 
 
@@ -46,3 +49,11 @@ def _types(client: sync.Client) -> dict[str, list[str]]:
         return handshake.TypesResponse.from_wire(client.call("Handshake.Types", {})).types
     except errors.MethodNotFound:
         return {api.key(): [handshake.DEFAULT_TYPE] for api in client.implements()}
+
+
+def _tcp(client: sync.Client) -> str | None:
+    """``Handshake.Listen``'s URL; a peer without it (v0.5) listens on its socket only."""
+    try:
+        return handshake.ListenResponse.from_wire(client.call("Handshake.Listen", {})).tcp
+    except errors.MethodNotFound:
+        return None

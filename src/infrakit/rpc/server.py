@@ -117,9 +117,12 @@ class Server:
         async def answer_types(params: dict[str, Any]) -> Any:
             return types
 
+        async def answer_listen(params: dict[str, Any]) -> Any:
+            return handshake.ListenResponse(tcp=self.url).to_wire()
+
         # InfraKit v0.1-v0.2 asked Plugin.Implements; answering it costs nothing.
         return {"Handshake.Implements": answer_implements, "Plugin.Implements": answer_implements,
-                "Handshake.Types": answer_types}
+                "Handshake.Types": answer_types, "Handshake.Listen": answer_listen}
 
     async def start(self) -> None:
         """Bind the socket (0600 in a 0700 dir), write the pid file, start answering.

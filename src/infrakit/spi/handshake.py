@@ -35,6 +35,13 @@ class TypesResponse(Wire):
     """``Name/Version`` → the sub-types served (``"."`` for the default object)."""
 
 
+class ListenResponse(Wire):
+    """``Handshake.Listen`` (ours; v0.5 has no TCP listeners): where else the plugin answers."""
+
+    tcp: str | None = None
+    """The URL of its TCP listener (``https://`` with mutual TLS), ``None`` without one."""
+
+
 def choose(offered: list[Interface], wanted: tuple[Interface, ...], *,
            plugin: str) -> Interface:
     """The first of ``wanted`` that ``plugin`` offers, else ``HandshakeError`` naming the plugin,

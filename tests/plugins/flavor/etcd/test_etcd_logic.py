@@ -155,7 +155,8 @@ def test_the_script_starts_etcd_for_its_state(state: joining.State, wiped: bool,
         "--listen-client-urls", me.client_url, "--advertise-client-urls", me.client_url,
         "--listen-peer-urls", me.peer_url, "--initial-advertise-peer-urls", me.peer_url,
         "--initial-cluster", f"127.0.0.21={A.peer_url},127.0.0.22={me.peer_url}",
-        "--initial-cluster-token", "t", "--initial-cluster-state", flag, "--pre-vote=true", "--x", "a", "b"]
+        "--initial-cluster-token", "t", "--initial-cluster-state", flag, "--pre-vote=true",
+        "--x", "a", "b"]
     assert old.exists() is not wiped
 
 
