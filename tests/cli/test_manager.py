@@ -134,9 +134,9 @@ def test_inspect_prints_what_commit_reads(cli: Any, served: Served,
 
 def test_leader_says_who_leads_since_when_and_the_lease(cli: Any, served: Served) -> None:
     lines = ok(cli("manager", "leader")).splitlines()
-    assert lines[0] == "Leader:  group"
-    assert re.fullmatch(r"Since:   \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lines[1])
-    assert lines[2:] == ["Lease:   -", "Backend: flock", "Asked:   group (leader)"]
+    assert lines[:2] == ["Leader:  group", "URL:     -"]  # it listens on no TCP
+    assert re.fullmatch(r"Since:   \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lines[2])
+    assert lines[3:] == ["Lease:   -", "Backend: flock", "Asked:   group (leader)"]
     answer = json.loads(ok(cli("manager", "leader", "-o", "json")))
     assert answer["Leader"]["Name"] == "group" and answer["IsLeader"] is True
 

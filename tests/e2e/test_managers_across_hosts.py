@@ -103,6 +103,9 @@ def test_three_hosts_run_a_real_etcd_cluster_and_one_manager_leads(
     assert info is not None
     assert info["IsLeader"] is False and info["Manager"] == hosts.manager_name(standby)
     assert info["Leader"]["URL"] == hosts.url(leader), "the leader publishes its URL"
+    table = hosts.infrakit("manager", "--name", hosts.manager_name(standby), "leader",
+                           via=standby)
+    assert f"URL:     {hosts.url(leader)}\n" in table.stdout
 
 
 @pytest.fixture(scope="module")

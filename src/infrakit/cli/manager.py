@@ -92,8 +92,9 @@ def leader(ctx: click.Context, output: str) -> None:
     since = render.iso(info.since) if info.since else "-"
     lease = f"{info.lease} ({info.ttl:g}s left)" if info.lease else "-"
     role = "leader" if answer.is_leader else "standby"
-    for label, value in (("Leader", info.name or "(none)"), ("Since", since), ("Lease", lease),
-                         ("Backend", info.backend), ("Asked", f"{answer.manager} ({role})")):
+    for label, value in (("Leader", info.name or "(none)"), ("URL", info.url or "-"),
+                         ("Since", since), ("Lease", lease), ("Backend", info.backend),
+                         ("Asked", f"{answer.manager} ({role})")):
         render.line(f"{label + ':':<9}{value}")
     if answer.take_over is not None and answer.take_over.phase != "done":
         render.line(f"{'Status:':<9}{answer.take_over.summary}")
