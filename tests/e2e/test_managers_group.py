@@ -4,7 +4,8 @@ addresses; flavor: flavor-combo of flavor-vanilla, which starts the manager, and
 which joins the member). The harness provisions them as the group would, tagged
 ``bootstrap``; once committed, the group adopts them. When the leader's host is killed, a
 standby leads, its backend replaces the host at the same address, the new etcd member joins
-(the dead one removed) and the new manager stands by; a cattle group keeps its size.
+(the dead one removed) and the new manager stands by; a cattle group and a pets group keep
+their members throughout.
 """
 
 from __future__ import annotations
@@ -49,9 +50,17 @@ def converged(hosts: testing_hosts.GroupedHosts, gid: str, *, via: str) -> bool:
                           via=via).returncode == 0
 
 
-def cattle(hosts: testing_hosts.GroupedHosts) -> set[str]:
+PETS = ["db-1", "db-2", "db-3"]
+
+
+def members(hosts: testing_hosts.GroupedHosts, gid: str) -> set[str]:
+    """The instance IDs of group ``gid`` (instance-file's records, on the shared dir)."""
     return {iid for iid, record in hosts.instance_files().items()
-            if record.get("Tags", {}).get("infrakit.group") == "cattle"}
+            if record.get("Tags", {}).get("infrakit.group") == gid}
+
+
+def cattle(hosts: testing_hosts.GroupedHosts) -> set[str]:
+    return members(hosts, "cattle")
 
 
 def standby_of(hosts: testing_hosts.GroupedHosts) -> str:
@@ -62,8 +71,8 @@ def standby_of(hosts: testing_hosts.GroupedHosts) -> str:
 
 @pytest.fixture(scope="module")
 def committed(hosts: testing_hosts.GroupedHosts) -> dict[str, str]:
-    """The managers' group and a cattle group committed through a standby, converged; the
-    hosts as they were before the commit."""
+    """The managers' group, a cattle and a pets group committed through a standby, converged;
+    the hosts as they were before the commit."""
     before = hosts.refresh()
     via = standby_of(hosts)
     commit(hosts, hosts.spec(), via=via)
@@ -72,9 +81,15 @@ def committed(hosts: testing_hosts.GroupedHosts) -> dict[str, str]:
         "Instance": {"Plugin": "instance-file", "Properties": {"Note": "cattle"}},
         "Flavor": {"Plugin": "flavor-vanilla", "Properties": {"Init": ["echo cattle"]}}}},
         via=via)
+    commit(hosts, {"ID": "pets", "Properties": {
+        "Allocation": {"LogicalIDs": PETS},
+        "Instance": {"Plugin": "instance-file", "Properties": {"Note": "pets"}},
+        "Flavor": {"Plugin": "flavor-vanilla", "Properties": {"Init": ["echo pet"]}}}},
+        via=via)
     testing.wait_for(lambda: converged(hosts, "managers", via=via)
-                     and len(cattle(hosts)) == 3,
-                     what="the managers' and the cattle group converged", timeout=120.0)
+                     and len(cattle(hosts)) == 3 and len(members(hosts, "pets")) == 3,
+                     what="the managers', the cattle and the pets group converged",
+                     timeout=120.0)
     return before
 
 
@@ -91,14 +106,14 @@ def test_the_running_hosts_are_adopted_as_the_managers_group(
 
 def test_the_new_leader_replaces_the_dead_leaders_host(
         hosts: testing_hosts.GroupedHosts, committed: dict[str, str]) -> None:
-    workers = cattle(hosts)
-    assert len(workers) == 3
-    seen: set[frozenset[str]] = set()
+    workers, pets = cattle(hosts), members(hosts, "pets")
+    assert len(workers) == len(pets) == 3
+    seen: set[tuple[frozenset[str], frozenset[str]]] = set()
     stop = threading.Event()
 
-    def sample() -> None:  # every member set of the cattle group seen during the failover
+    def sample() -> None:  # every member set of cattle and pets seen during the failover
         while not stop.wait(0.05):
-            seen.add(frozenset(cattle(hosts)))
+            seen.add((frozenset(cattle(hosts)), frozenset(members(hosts, "pets"))))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -133,7 +148,8 @@ def test_the_new_leader_replaces_the_dead_leaders_host(
     finally:
         stop.set()
         sampler.join(timeout=10)
-    assert seen == {frozenset(workers)}, "the cattle group kept its members throughout"
+    assert seen == {(frozenset(workers), frozenset(pets))}, \
+        "the cattle and the pets group kept their members throughout"
     assert hosts.etcd_started(dead) == sorted(hosts.addresses)
 
 
@@ -144,7 +160,7 @@ def test_a_rolling_update_in_flight_completes_under_the_next_leader(
     assert dead is not None
     old = hosts.hosts[dead]
     others = [a for a in hosts.addresses if a != dead]
-    before = cattle(hosts)
+    before, pets = cattle(hosts), members(hosts, "pets")
     # v2 members are unhealthy until the release file exists: the update waits on its first
     # new member, so it is certainly in flight when the leader's host goes down.
     release = hosts.root / "release"
@@ -171,6 +187,7 @@ def test_a_rolling_update_in_flight_completes_under_the_next_leader(
     testing.wait_for(updated, what="the cattle group rolled to v2 by the next leader",
                      timeout=HEAL_TIMEOUT)
     assert not cattle(hosts) & before, "every member was replaced"
+    assert members(hosts, "pets") == pets, "the pets were left alone"
     testing.wait_for(lambda: hosts.refresh().get(dead, old) != old
                      and converged(hosts, "managers", via=leader),
                      what=f"the host at {dead} replaced again", timeout=HEAL_TIMEOUT)
