@@ -88,6 +88,11 @@ class Runner:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
 
+    def hang(self, lid: str) -> None:
+        """``kill -STOP`` the member's session: its sockets still take connections but
+        nothing answers, as with a host that went down (``kill`` ends it)."""
+        os.killpg(self.running[lid].pid, signal.SIGSTOP)
+
     def log(self, lid: str) -> str:
         path = self.work / f"{lid}.log"
         return path.read_text(errors="replace")[-1500:] if path.exists() else ""

@@ -109,6 +109,22 @@ async def test_a_killed_member_is_removed_and_its_replacement_joins_empty(
     assert len(cluster_members(cluster.url(victim))) == 3
 
 
+async def test_prepare_does_not_ask_the_member_it_replaces(
+        cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    victim = next(lid for lid in THREE if lid != cluster.leader())  # the cluster keeps its
+    cluster.runner.hang(victim)  # gone as a dead host is: connections hang, none answers
+
+    with caplog.at_level(logging.DEBUG, logger="infrakit.plugins.flavor.etcd"):
+        spec = await cluster.prepare(victim)
+
+    # asking it would have cost the whole Timeout: the member is being replaced anyway
+    assert not [r for r in caplog.records if r.getMessage().startswith(f"status of {victim}")]
+    assert "--initial-cluster-state existing" in spec.init
+    cluster.runner.kill(victim)
+    cluster.instances[victim] = cluster.runner.start(spec)
+    await cluster.wait_healthy(*THREE)
+
+
 async def test_can_remove_keeps_a_quorum_of_healthy_members(cluster: Cluster) -> None:
     group = list(cluster.instances.values())
     first, second, _ = THREE

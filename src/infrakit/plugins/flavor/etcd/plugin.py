@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from infrakit import errors
 from infrakit.plugins.flavor.etcd import joining, members, script, settings, verdicts
@@ -140,18 +140,21 @@ class Plugin:
     def _looker(self, group: str, props: settings.Properties) -> Look:
         """:func:`observe` for ``group``: at the URLs given, then at those its cluster
         listed last time; what it sees is remembered for the next time."""
-        async def look(urls: Sequence[str]) -> View:
+        async def look(urls: Sequence[str], *, replacing: str = "") -> View:
             # The last URL given stays last: it is the member that may be dead or leaving.
             ordered = [*urls[:-1], *self._seen.get(group, []), *urls[-1:]]
             seen = await observe(_endpoints(ordered, last=ordered[-1] if ordered else ""),
-                                 timeout=props.timeout)
+                                 timeout=props.timeout, replacing=replacing)
             self._seen[group] = [url for m in seen.listed for url in m.client_urls]
             return seen
         return look
 
 
-Look = Callable[[Sequence[str]], Awaitable[View]]
-"""One look at a group's cluster from the given client URLs (see ``Plugin._looker``)."""
+class Look(Protocol):
+    """One look at a group's cluster from the given client URLs (see ``Plugin._looker``);
+    the member with the peer URL ``replacing`` is not asked its status."""
+
+    def __call__(self, urls: Sequence[str], *, replacing: str = "") -> Awaitable[View]: ...
 
 
 async def _join(me: settings.Address, *, known: Sequence[settings.Address], look: Look,
@@ -159,7 +162,8 @@ async def _join(me: settings.Address, *, known: Sequence[settings.Address], look
     """Prepare's membership change; the state to start in and the initial cluster."""
     others = [a.client_url for a in known if a != me]
     try:
-        seen: View | None = await look(_endpoints(others, last=me.client_url))
+        seen: View | None = await look(_endpoints(others, last=me.client_url),
+                                       replacing=me.peer_url)
     except errors.TemporaryError:
         seen = None  # nobody answers: there is no cluster to join yet
     plan = joining.plan(seen, me=me, allocation=known)

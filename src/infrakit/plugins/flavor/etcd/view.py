@@ -98,14 +98,17 @@ def describe(member: members.Member) -> str:
     return member.name or next((h for h in hosts if h), "") or f"member {member.id:x}"
 
 
-async def observe(urls: Sequence[str], *, timeout: float) -> View:
+async def observe(urls: Sequence[str], *, timeout: float, replacing: str = "") -> View:
     """The cluster as the members at ``urls`` (tried in order) and the started members
-    they list see it. ``Unavailable``/``CallTimeout`` when no URL answers MemberList."""
+    they list see it. ``Unavailable``/``CallTimeout`` when no URL answers MemberList.
+
+    The member with the peer URL ``replacing`` is not asked: a new instance is being made in
+    its place, so it is gone, and asking a dead host costs the whole ``timeout``."""
     if not urls:
         raise errors.Unavailable("no etcd member to ask: no client URL known")
     async with members.client(urls, timeout=timeout) as client:
         _, listed = await members.member_list(client)
-    started = [m for m in listed if m.started]
+    started = [m for m in listed if m.started and replacing not in m.peer_urls]
     answers = await asyncio.gather(*(_status(m, timeout=timeout) for m in started))
     statuses = {m.id: a for m, a in zip(started, answers, strict=True)
                 if isinstance(a, members.Status)}
