@@ -91,7 +91,8 @@ class HostCluster:
     # -- setting up ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """The certificates, the hosts' plugin, the hosts booted; returns once one leads."""
+        """The certificates, the hosts' plugin, the hosts booted; returns once one leads and
+        every manager answers."""
         pki.init(self.pki)
         for address in self.addresses:
             pki.issue(self.pki, self.manager_name(address), ips=[address])
@@ -104,6 +105,9 @@ class HostCluster:
         for address in self.addresses:
             self.boot(address)
         testing.wait_for(self.leader, what="a manager leading", timeout=BOOT_TIMEOUT)
+        # a standby's manager may start after the leader's: a test talks to standbys first
+        testing.wait_for(lambda: all(self.is_leader(a) is not None for a in self.addresses),
+                         what="every manager answering", timeout=BOOT_TIMEOUT)
 
     def boot(self, address: str) -> str:
         """Provision the host at ``address`` (its LogicalID); returns its instance ID."""
@@ -223,29 +227,43 @@ class HostCluster:
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             text=True)
 
+    def etcd(self, address: str, path: str, body: dict[str, Any] | None = None, *,
+             timeout: float = 5.0) -> dict[str, Any]:
+        """POST ``body`` to the etcd member at ``address`` (its JSON gateway, ``path`` such
+        as ``/v3/cluster/member/list``), from inside the switch namespace; ``Unavailable``
+        when it does not answer."""
+        done = self.inside(sys.executable, "-c", _ETCD_CALL, f"http://{address}:{CLIENT_PORT}"
+                           + path, json.dumps(body or {}), str(timeout), timeout=30.0)
+        if done.returncode != 0:
+            raise errors.Unavailable(f"etcd at {address}: {done.stderr.strip()[-300:]}")
+        answer: dict[str, Any] = json.loads(done.stdout)
+        return answer
+
     def etcd_members(self, via: str) -> list[str]:
         """The etcd cluster's member names, as the member at ``via`` lists them."""
-        done = self.inside(sys.executable, "-c", (
-            "import urllib.request as u, json; print(json.dumps([m.get('name') for m in "
-            "json.load(u.urlopen(u.Request("
-            f"'http://{via}:{CLIENT_PORT}/v3/cluster/member/list', data=b'{{}}', "
-            "headers={'Content-Type': 'application/json'}), timeout=5))['members']]))"))
-        if done.returncode != 0:
-            raise errors.Unavailable(f"etcd at {via}: {done.stderr.strip()[-300:]}")
-        names: list[str] = json.loads(done.stdout)
-        return sorted(names)
+        listed = self.etcd(via, "/v3/cluster/member/list")["members"]
+        return sorted(str(m.get("name")) for m in listed)
 
     def raft_leader(self) -> str | None:
         """The address of the etcd member that is the raft leader, as the members say."""
         for address in self.addresses:
-            done = self.inside(sys.executable, "-c", (
-                "import urllib.request as u, json; s = json.load(u.urlopen(u.Request("
-                f"'http://{address}:{CLIENT_PORT}/v3/maintenance/status', data=b'{{}}', "
-                "headers={'Content-Type': 'application/json'}), timeout=5)); "
-                "print(s['header']['member_id'] == s.get('leader'))"), timeout=30.0)
-            if done.stdout.strip() == "True":
-                return address
+            with contextlib.suppress(errors.Unavailable):
+                said = self.etcd(address, "/v3/maintenance/status")
+                if said["header"]["member_id"] == said.get("leader"):
+                    return address
         return None
+
+    def move_raft_leader(self, to: str) -> None:
+        """Make the etcd member at ``to`` the raft leader (etcd's MoveLeader, asked of the
+        current leader); returns once the members say so."""
+        target = self.etcd(to, "/v3/maintenance/status")["header"]["member_id"]
+        if self.raft_leader() != to:
+            current = self.raft_leader()
+            if current is None:
+                raise errors.Unavailable("etcd has no raft leader to hand over")
+            self.etcd(current, "/v3/maintenance/transfer-leadership", {"targetID": target})
+        testing.wait_for(lambda: self.raft_leader() == to, what=f"etcd's raft leader at {to}",
+                         timeout=30.0)
 
     def instance_files(self) -> dict[str, dict[str, Any]]:
         """The shared instance-file directory: ID -> record, files being written skipped."""
@@ -389,25 +407,16 @@ class GroupedHosts(HostCluster):
     def etcd_started(self, via: str) -> list[str]:
         """The names of the started members (a name and client URLs), as ``via`` lists
         them."""
-        done = self.inside(sys.executable, "-c", (
-            "import urllib.request as u, json; print(json.dumps([m.get('name') for m in "
-            "json.load(u.urlopen(u.Request("
-            f"'http://{via}:{CLIENT_PORT}/v3/cluster/member/list', data=b'{{}}', "
-            "headers={'Content-Type': 'application/json'}), timeout=5))['members'] "
-            "if m.get('name') and m.get('clientURLs')]))"), timeout=30.0)
-        if done.returncode != 0:
-            raise errors.Unavailable(f"etcd at {via}: {done.stderr.strip()[-300:]}")
-        names: list[str] = json.loads(done.stdout)
-        return sorted(names)
+        listed = self.etcd(via, "/v3/cluster/member/list")["members"]
+        return sorted(str(m["name"]) for m in listed if m.get("name") and m.get("clientURLs"))
 
     def etcd_healthy(self, address: str) -> bool:
         """True when the etcd member at ``address`` answers ``/health`` true (it does once
         it has joined a cluster that has a leader)."""
-        done = self.inside(sys.executable, "-c", (
-            "import urllib.request as u, json; print(json.load(u.urlopen("
-            f"'http://{address}:{CLIENT_PORT}/health', timeout=2)).get('health'))"),
-            timeout=30.0)
-        return done.stdout.strip() == "true"
+        try:
+            return self.etcd(address, "/health", timeout=2.0).get("health") == "true"
+        except errors.Unavailable:
+            return False
 
     def _write_start_script(self) -> None:
         """``manager.sh ADDRESS``: wait for the host's etcd member, then start the plugins
@@ -445,6 +454,16 @@ class GroupedHosts(HostCluster):
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "manager.sh").write_text("\n".join(lines) + "\n")
 
+
+_ETCD_CALL = """
+import json, sys, urllib.request
+url, body, timeout = sys.argv[1:]
+# /health is a GET; the v3 JSON gateway takes POSTs
+request = urllib.request.Request(url, data=None if url.endswith("/health") else body.encode(),
+                                 headers={"Content-Type": "application/json"})
+print(urllib.request.urlopen(request, timeout=float(timeout)).read().decode())
+"""
+"""One call to an etcd member, run inside the switch: URL, JSON body, timeout in argv."""
 
 _PREPARE = """
 import asyncio, json, sys
