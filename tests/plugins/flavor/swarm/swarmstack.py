@@ -13,6 +13,7 @@ pid, the switch, ``/etc/docker`` if it was not there, dockerd's cgroups, the dat
 from __future__ import annotations
 
 import contextlib
+import io
 import ipaddress
 import json
 import os
@@ -20,6 +21,7 @@ import pathlib
 import secrets
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +33,8 @@ from infrakit.plugins.instance.host import network, plugin
 NETWORK = "10.76.0.0/24"
 MANAGERS = ["10.76.0.11", "10.76.0.12", "10.76.0.13"]
 CGROUPS = pathlib.Path("/sys/fs/cgroup")
+BUSYBOX = pathlib.Path("/bin/busybox")
+IMAGE = "infrakit-test/busybox"
 ETC = pathlib.Path("/etc/docker")
 
 
@@ -41,6 +45,8 @@ def missing() -> str | None:
     for tool in ("dockerd", "containerd", "docker", "ip", "nsenter", "unshare"):
         if shutil.which(tool) is None:
             return f"{tool} not found: run scripts/deps-docker.sh as root"
+    if not BUSYBOX.exists():
+        return f"{BUSYBOX} not found: run scripts/deps-docker.sh as root"
     return None
 
 
@@ -99,6 +105,24 @@ class SwarmStack:
         if done.returncode != 0:
             return None
         return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+    def docker(self, host: str, *args: str,
+               data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        """``docker -H <host's engine> ARGS``; fails the test, with docker's words, when it
+        does."""
+        done = subprocess.run(["docker", "-H", self.url(host), *args], input=data,
+                              capture_output=True, timeout=120, check=False)
+        assert done.returncode == 0, f"docker {' '.join(args)}: {done.stderr.decode()}"
+        return done
+
+    def load_busybox(self, host: str) -> str:
+        """An image of just /bin/busybox (static), imported into ``host``'s engine: built
+        here, nothing pulled."""
+        packed = io.BytesIO()
+        with tarfile.open(fileobj=packed, mode="w") as tar:
+            tar.add(BUSYBOX, arcname="bin/busybox")
+        self.docker(host, "import", "-", IMAGE, data=packed.getvalue())
+        return IMAGE
 
     def pid1(self, iid: str) -> int:
         """PID 1 of host ``iid`` (the child of the process instance-host recorded)."""

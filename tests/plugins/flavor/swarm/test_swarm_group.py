@@ -1,6 +1,7 @@
 """Swarms run by the real group plugin, instance-host and flavor-swarm as processes: three
-managers and two workers, each a host with its own dockerd on a private network; a manager's
-host killed is replaced and the swarm is whole again; a worker scaled away leaves the swarm;
+managers and two workers, each a host with its own dockerd on a private network; an overlay
+network carries traffic between containers on two hosts; a manager's host killed is
+replaced and the swarm is whole again; a worker scaled away leaves the swarm;
 CanRemove keeps the Raft quorum."""
 
 from __future__ import annotations
@@ -40,6 +41,27 @@ def members(swarm: swarmstack.SwarmStack, gid: str) -> dict[str, str]:
     return {m.get("LogicalID") or m["ID"]: m["ID"] for m in swarm.stack.members(gid)}
 
 
+def overlay_connects_the_workers(swarm: swarmstack.SwarmStack) -> None:
+    """An attachable overlay network made on a manager carries a request from a container on
+    one worker to a web server in a container on the other, by address and by name."""
+    one, other = members(swarm, "workers").values()
+    swarm.load_busybox(one)
+    image = swarm.load_busybox(other)
+    swarm.docker("10.76.0.12", "network", "create", "-d", "overlay", "--attachable", "lan")
+    swarm.docker(one, "run", "-d", "--name", "web", "--network", "lan", image,
+                 "/bin/busybox", "sh", "-c", "mkdir /www && /bin/busybox hostname > "
+                 "/www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www")
+    server = swarm.docker(one, "inspect", "-f", "{{.Config.Hostname}} "
+                          '{{(index .NetworkSettings.Networks "lan").IPAddress}}',
+                          "web").stdout.decode().split()
+    for target in (server[1], "web"):  # busybox's wget is no use here: nc speaks HTTP
+        got = swarm.docker(other, "run", "--rm", "--network", "lan", image, "/bin/busybox",
+                           "sh", "-c", f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | "
+                           f"/bin/busybox nc {target} 8080").stdout.decode()
+        assert got.startswith("HTTP/1.1 200 OK") and got.endswith(f"\r\n\r\n{server[0]}\n")
+    swarm.docker(one, "rm", "-f", "web")
+
+
 def can_remove(swarm: swarmstack.SwarmStack, lid: str) -> dict[str, Any]:
     """Flavor.CanRemove of the manager at ``lid``, over RPC as the group asks it."""
     client = sync.Client(swarm.stack.sockets / "flavor-swarm", timeout=30.0)
@@ -63,6 +85,7 @@ def test_managers_and_workers_form_a_swarm_that_heals_a_killed_manager(
                              what="three managers and two workers", timeout=120)
     assert sorted(n["Hostname"] for n in nodes if not n["ManagerStatus"]) == sorted(
         members(swarm, "workers"))
+    overlay_connects_the_workers(swarm)
 
     first = members(swarm, "managers")
     os.kill(swarm.pid1(first["10.76.0.11"]), signal.SIGKILL)  # the first manager's host dies
