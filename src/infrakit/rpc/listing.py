@@ -52,8 +52,9 @@ def _types(client: sync.Client) -> dict[str, list[str]]:
 
 
 def _tcp(client: sync.Client) -> str | None:
-    """``Handshake.Listen``'s URL; a peer without it (v0.5) listens on its socket only."""
+    """``Handshake.Listen``'s URL; a peer without it (v0.5, or a plugin in another language
+    that answers it with some error) is listed on its socket only."""
     try:
         return handshake.ListenResponse.from_wire(client.call("Handshake.Listen", {})).tcp
-    except errors.MethodNotFound:
-        return None
+    except errors.InfrakitError:
+        return None  # it answered Handshake.Types just now: it is listed, without a URL
