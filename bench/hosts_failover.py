@@ -90,11 +90,18 @@ MILESTONES = ("leads", "new host", "host boot", "etcd 3 healthy", "managers' gro
 
 
 def place_raft_leader(hosts: testing_hosts.HostCluster, leader: str, where: str) -> None:
-    """Put etcd's raft leader on the managers' leader's host (``same``) or on another."""
+    """Put etcd's raft leader on the managers' leader's host (``same``) or on another. A new
+    raft leader renews every lease to its full TTL: after a move, wait a TTL and more, so
+    the kill finds the lease at a usual point of its keep-alive cycle."""
     if where == "same":
-        hosts.move_raft_leader(leader)
+        target = leader
     elif hosts.raft_leader() in (leader, None):
-        hosts.move_raft_leader(next(a for a in hosts.addresses if a != leader))
+        target = next(a for a in hosts.addresses if a != leader)
+    else:
+        return
+    if hosts.raft_leader() != target:
+        hosts.move_raft_leader(target)
+        time.sleep(hosts.ttl + 1.0)
 
 
 def grouped_run(ttl: int, raft_leader: str) -> dict[str, float]:
