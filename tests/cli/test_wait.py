@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -141,6 +142,7 @@ def test_a_plugin_restarting_mid_wait_is_one_warning_then_the_wait_goes_on(
         if waiting is not None:
             testing.stop_processes([waiting])
         loop.close()
+        shutil.rmtree(plugins, ignore_errors=True)
     assert (waiting.returncode, stdout) == (0, "Converged web: 1/1 member\n")
     warnings = [line for line in stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 2, stderr
