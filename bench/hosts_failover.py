@@ -93,13 +93,14 @@ def place_raft_leader(hosts: testing_hosts.HostCluster, leader: str, where: str)
     """Put etcd's raft leader on the managers' leader's host (``same``) or on another. A new
     raft leader renews every lease to its full TTL: after a move, wait a TTL and more, so
     the kill finds the lease at a usual point of its keep-alive cycle."""
+    current = hosts.raft_leader()
     if where == "same":
         target = leader
-    elif hosts.raft_leader() in (leader, None):
+    elif current in (leader, None):
         target = next(a for a in hosts.addresses if a != leader)
     else:
         return
-    if hosts.raft_leader() != target:
+    if current != target:
         hosts.move_raft_leader(target)
         time.sleep(hosts.ttl + 1.0)
 

@@ -256,12 +256,13 @@ class HostCluster:
     def move_raft_leader(self, to: str) -> None:
         """Make the etcd member at ``to`` the raft leader (etcd's MoveLeader, asked of the
         current leader); returns once the members say so."""
+        current = self.raft_leader()
+        if current == to:
+            return
+        if current is None:
+            raise errors.Unavailable("etcd has no raft leader to hand over")
         target = self.etcd(to, "/v3/maintenance/status")["header"]["member_id"]
-        if self.raft_leader() != to:
-            current = self.raft_leader()
-            if current is None:
-                raise errors.Unavailable("etcd has no raft leader to hand over")
-            self.etcd(current, "/v3/maintenance/transfer-leadership", {"targetID": target})
+        self.etcd(current, "/v3/maintenance/transfer-leadership", {"targetID": target})
         testing.wait_for(lambda: self.raft_leader() == to, what=f"etcd's raft leader at {to}",
                          timeout=30.0)
 

@@ -50,17 +50,20 @@ def interfaces(probe: socket.socket) -> list[tuple[str, bytes, ipaddress.IPv4Add
 def announce(*, wait: float = 2.0) -> list[str]:
     """Announce every address of this namespace's interfaces; each interface is waited for
     until it runs (its carrier is up), at most ``wait`` seconds. Returns what was announced,
-    as ``name address`` lines; an interface that does not come up in time is left out."""
+    as ``name address`` lines. An interface that does not come up in time, or that cannot be
+    announced on (no raw sockets, say), is left out: the host boots all the same."""
     announced = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         for name, mac, address in interfaces(probe):
             if not _running(probe, name, wait):
                 continue
-            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw, \
-                    contextlib.suppress(OSError):
-                raw.bind((name, _ETH_P_ARP))
-                raw.send(frame(mac, address))
-                announced.append(f"{name} {address}")
+            try:
+                with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
+                    raw.bind((name, _ETH_P_ARP))
+                    raw.send(frame(mac, address))
+            except OSError:
+                continue
+            announced.append(f"{name} {address}")
     return announced
 
 
