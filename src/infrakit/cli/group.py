@@ -62,9 +62,15 @@ def commit(ctx: click.Context, file: str, pretend: bool, wait: bool,
     if pretend:
         render.line(f"Committing {spec.id} would involve: {answer.details}")
         return
-    render.line(f"Committed {spec.id}: {answer.details}")
-    if wait:
-        _wait(ctx, spec.id, timeout=wait_timeout, interval=interval)
+    try:
+        render.line(f"Committed {spec.id}: {answer.details}")
+        if wait:
+            _wait(ctx, spec.id, timeout=wait_timeout, interval=interval)
+    except KeyboardInterrupt:
+        # From here on the commit has landed, whenever Ctrl-C comes.
+        raise errors.Interrupted(
+            f"interrupted: the commit stands and {spec.id} goes on converging server-side "
+            f"(follow it: infrakit group describe {spec.id} --watch)") from None
 
 
 def _declared_size(ctx: click.Context, gid: str) -> int:
@@ -79,13 +85,8 @@ def _wait(ctx: click.Context, gid: str, *, timeout: float | None, interval: floa
     with progress.Progress(f"{gid}: members on the new config") as bar:
         def show(found: follow.Snapshot) -> None:
             bar.update(found.done, found.total, found.phase)
-        try:
-            done = follow.wait(lambda: follow.snapshot(gid, _description(ctx, gid)),
-                               timeout=timeout, interval=interval, show=show)
-        except KeyboardInterrupt:
-            raise errors.Interrupted(
-                f"interrupted: the commit stands and {gid} goes on converging server-side "
-                f"(follow it: infrakit group describe {gid} --watch)") from None
+        done = follow.wait(lambda: follow.snapshot(gid, _description(ctx, gid)),
+                           timeout=timeout, interval=interval, show=show)
     render.line(f"Converged {gid}: {done.done}/{render.plural(done.total, 'member')}")
 
 
