@@ -36,6 +36,9 @@ CONFIG = """\
 - Plugin: broken
   Launch:
     os: {Cmd: "echo cannot start: no such disk; exit 3"}
+- Plugin: mute
+  Launch:
+    os: {Cmd: "echo $$ > {{ env('IK_TEST_FILES') }}-mute.pid; exec sleep 60"}
 """
 
 
@@ -113,12 +116,8 @@ def test_wait_stops_the_plugins_on_sigint(env: dict[str, str], config: str,
         [INFRAKIT, "plugin", "start", "--wait", "--config-url", config, "instance-file"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while not (plugins_dir / "instance-file.pid").exists() or \
-                not sockets.is_live(plugins_dir / "instance-file"):
-            assert time.monotonic() < deadline and waiting.poll() is None
-            time.sleep(0.05)
-        time.sleep(0.3)  # let it reach the wait
+        assert waiting.stderr is not None
+        assert waiting.stderr.readline() == "Plugins running; Ctrl-C (or SIGTERM) stops them.\n"
         pid = sockets.read_pid(plugins_dir / "instance-file")
         waiting.send_signal(signal.SIGINT)
         out, err = waiting.communicate(timeout=30)
@@ -128,9 +127,37 @@ def test_wait_stops_the_plugins_on_sigint(env: dict[str, str], config: str,
             waiting.communicate()
     assert waiting.returncode == 0, err
     assert out.splitlines()[-1] == f"instance-file stopped (pid {pid})"
-    assert err == "Plugins running; Ctrl-C (or SIGTERM) stops them.\n"
+    assert err == ""
     assert pid is not None and not processes.alive(pid)
     assert not (plugins_dir / "instance-file").exists()
+
+
+def test_ctrl_c_before_every_plugin_answers_stops_them_all_and_exits_130(
+        env: dict[str, str], config: str, plugins_dir: pathlib.Path) -> None:
+    """``--wait`` plugins live only as long as the command, also when Ctrl-C comes while
+    one of them has not answered yet."""
+    waiting = subprocess.Popen(
+        [INFRAKIT, "plugin", "start", "--wait", "--timeout", "60s", "--config-url", config,
+         "instance-file", "mute"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    mute_shell = pathlib.Path(f"{env['IK_TEST_FILES']}-mute")  # its pid in mute_shell.pid
+    try:
+        deadline = time.monotonic() + 20
+        while not (mute := sockets.read_pid(mute_shell)) or \
+                not sockets.is_live(plugins_dir / "instance-file"):
+            assert time.monotonic() < deadline and waiting.poll() is None
+            time.sleep(0.05)
+        waiting.send_signal(signal.SIGINT)
+        out, err = waiting.communicate(timeout=30)
+    finally:
+        testing.stop_processes([waiting])
+    assert waiting.returncode == errors.Interrupted.exit_code == 130, err
+    assert err.startswith(
+        f"infrakit: mute was interrupted before it answered; {plugins_dir}/mute.log is empty")
+    assert "Plugins running" not in err
+    assert out.splitlines()[-1].startswith("instance-file stopped (pid ")
+    assert not processes.alive(mute)
+    assert list(plugins_dir.glob("instance-file*")) == [plugins_dir / "instance-file.log"]
 
 
 def test_a_name_missing_from_the_config_starts_from_its_entry_point(

@@ -51,14 +51,31 @@ def test_start_exports_the_plugins_dir_and_logs_to_a_file(plugins_dir: pathlib.P
                               f"{plugins_dir}/env.log:\n  dir={plugins_dir}")
 
 
+def mute_rule(marker: pathlib.Path) -> launch.Rule:
+    """A plugin that never answers; its shell's pid goes to ``marker``."""
+    return launch.Rule.from_wire({"Plugin": "mute", "Launch": {"os": {
+        "Cmd": f"echo $$ > {marker}; echo waiting; exec sleep 30"}}})
+
+
 def test_a_plugin_that_never_answers_is_killed_after_the_timeout(plugins_dir: pathlib.Path,
                                                                  reaper: list[int]) -> None:
     marker = plugins_dir / "shell.pid"
-    rule = launch.Rule.from_wire({"Plugin": "mute", "Launch": {"os": {
-        "Cmd": f"echo $$ > {marker}; echo waiting; exec sleep 30"}}})
-    [failed] = starting.start(["mute"], {"mute": rule}, plugins_dir=plugins_dir, timeout=0.5)
+    [failed] = starting.start(["mute"], {"mute": mute_rule(marker)}, plugins_dir=plugins_dir,
+                              timeout=0.5)
     assert failed.message == (f"mute did not answer on {plugins_dir}/mute within 500ms; last "
                               f"lines of {plugins_dir}/mute.log:\n  waiting")
+    assert not processes.alive(int(marker.read_text()))
+
+
+def test_an_interrupted_start_kills_what_has_not_answered(plugins_dir: pathlib.Path,
+                                                          reaper: list[int]) -> None:
+    marker = plugins_dir / "shell.pid"
+    interrupted = threading.Event()
+    threading.Timer(0.5, interrupted.set).start()
+    [failed] = starting.start(["mute"], {"mute": mute_rule(marker)}, plugins_dir=plugins_dir,
+                              timeout=30, interrupted=interrupted)
+    assert failed.message == (f"mute was interrupted before it answered; last lines of "
+                              f"{plugins_dir}/mute.log:\n  waiting")
     assert not processes.alive(int(marker.read_text()))
 
 

@@ -7,10 +7,12 @@ failure's code.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import click
 
+from infrakit import errors
 from infrakit.cli import options, render
 from infrakit.rpc import discovery, launch, listing, starting, stopping
 
@@ -76,16 +78,22 @@ def start(ctx: click.Context, config_url: str | None, executor: str, wait: bool,
     group at once (unless their config line gives --notify itself)."""
     directory = discovery.plugins_dir()
     rules = launch.load_config(config_url) if config_url else {}
-    outcomes = starting.start(names, rules, plugins_dir=directory, timeout=timeout,
-                              config_source=config_url,
-                              notify=launch.notify_targets(names, rules))
-    code = _report(outcomes)
-    if wait and code == 0:
-        click.echo("Plugins running; Ctrl-C (or SIGTERM) stops them.", err=True)
-        code = _report(starting.hold(outcomes, plugins_dir=directory, timeout=stop_timeout))
-    elif wait:  # one failed: the others were meant to live only as long as this command
-        _report(starting.release(outcomes, plugins_dir=directory, timeout=stop_timeout))
-    ctx.exit(code)
+    # With --wait the plugins live only as long as this command: Ctrl-C stops them, even
+    # before they all answer.
+    with starting.interrupts() if wait else contextlib.nullcontext() as interrupted:
+        outcomes = starting.start(names, rules, plugins_dir=directory, timeout=timeout,
+                                  config_source=config_url,
+                                  notify=launch.notify_targets(names, rules),
+                                  interrupted=interrupted)
+        code = _report(outcomes)
+        if wait and code == 0:
+            click.echo("Plugins running; Ctrl-C (or SIGTERM) stops them.", err=True)
+            code = _report(starting.hold(outcomes, plugins_dir=directory, timeout=stop_timeout,
+                                         interrupted=interrupted))
+        elif wait:  # one failed, or Ctrl-C came first: stop the others
+            _report(starting.release(outcomes, plugins_dir=directory, timeout=stop_timeout))
+    ctx.exit(errors.Interrupted.exit_code if code and interrupted and interrupted.is_set()
+             else code)
 
 
 @click.command("stop")

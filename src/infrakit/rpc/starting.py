@@ -10,6 +10,7 @@ last lines of its log in the error.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import pathlib
 import shlex
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from infrakit import durations, errors, processes
 from infrakit.rpc import launch, sockets, stopping, sync
@@ -34,15 +35,18 @@ _POLL = 0.05
 
 def start(names: Sequence[str], rules: dict[str, launch.Rule], *, plugins_dir: pathlib.Path,
           timeout: float = READY_TIMEOUT, config_source: str | None = None,
-          notify: Mapping[str, str] | None = None) -> list[launch.Outcome]:
+          notify: Mapping[str, str] | None = None,
+          interrupted: threading.Event | None = None) -> list[launch.Outcome]:
     """Start each named plugin and wait until all answer (or fail); one outcome per name.
-    ``notify`` (:func:`launch.notify_targets`): plugins to start with ``--notify GROUP``."""
+    ``notify`` (:func:`launch.notify_targets`): plugins to start with ``--notify GROUP``.
+    Once ``interrupted`` (:func:`interrupts`) is set, the plugins that have not answered yet
+    are killed and fail."""
     sockets.ensure_dir(plugins_dir)
     outcomes = [_spawn(name, rules, plugins_dir=plugins_dir, source=config_source,
                        notify=(notify or {}).get(name))
                 for name in names]
     _await_ready([o for o in outcomes if o.process is not None], plugins_dir=plugins_dir,
-                 timeout=timeout)
+                 timeout=timeout, interrupted=interrupted or threading.Event())
     return outcomes
 
 
@@ -99,21 +103,23 @@ def _with_notify(argv: list[str], group: str) -> list[str]:
 
 
 def _await_ready(pending: list[launch.Outcome], *, plugins_dir: pathlib.Path,
-                 timeout: float) -> None:
+                 timeout: float, interrupted: threading.Event) -> None:
     deadline = time.monotonic() + timeout
     waiting = list(pending)
     while waiting:
         for outcome in list(waiting):
             if _check_started(outcome, plugins_dir=plugins_dir):
                 waiting.remove(outcome)
-        if waiting and time.monotonic() >= deadline:
-            for outcome in waiting:
-                _give_up(outcome, plugins_dir=plugins_dir,
-                         reason=f"did not answer on {plugins_dir / outcome.name} "
-                                f"within {durations.format_duration(timeout)}")
+        if not waiting:
             return
-        if waiting:
-            time.sleep(_POLL)
+        if interrupted.is_set() or time.monotonic() >= deadline:
+            for outcome in waiting:
+                _give_up(outcome, plugins_dir=plugins_dir, reason=(
+                    "was interrupted before it answered" if interrupted.is_set() else
+                    f"did not answer on {plugins_dir / outcome.name} "
+                    f"within {durations.format_duration(timeout)}"))
+            return
+        interrupted.wait(_POLL)
 
 
 def _check_started(outcome: launch.Outcome, *, plugins_dir: pathlib.Path) -> bool:
@@ -178,20 +184,30 @@ def _tail(log: pathlib.Path) -> str:
 
 # Holding in the foreground --------------------------------------------------------------
 
-def hold(started: Sequence[launch.Outcome], *, plugins_dir: pathlib.Path,
-         timeout: float = stopping.STOP_TIMEOUT) -> list[launch.Outcome]:
-    """Block until SIGINT/SIGTERM (or until every started plugin is gone), then stop them."""
-    ours = _launched(started)
+@contextlib.contextmanager
+def interrupts() -> Iterator[threading.Event]:
+    """An event that SIGINT and SIGTERM set while the block runs (instead of ending it): a
+    command that starts plugins and then holds them is stopped by either, wherever it is."""
     interrupted = threading.Event()
     previous = {signum: signal.signal(signum, lambda *_: interrupted.set())
                 for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not interrupted.wait(0.2):
-            if all(not sockets.is_socket(plugins_dir / o.name) for o in ours):
-                break
+        yield interrupted
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def hold(started: Sequence[launch.Outcome], *, plugins_dir: pathlib.Path,
+         timeout: float = stopping.STOP_TIMEOUT,
+         interrupted: threading.Event | None = None) -> list[launch.Outcome]:
+    """Block until SIGINT/SIGTERM, or ``interrupted`` when given (or until every started plugin
+    is gone), then stop them."""
+    ours = _launched(started)
+    with contextlib.nullcontext(interrupted) if interrupted else interrupts() as stop:
+        while not stop.wait(0.2):
+            if all(not sockets.is_socket(plugins_dir / o.name) for o in ours):
+                break
     return release(started, plugins_dir=plugins_dir, timeout=timeout)
 
 
