@@ -43,7 +43,7 @@ typecheck: venv $(EXTRAS)
 
 # Every test; a missing engine fails the run instead of skipping its tests.
 unit: venv system-deps $(EXTRAS)
-	INFRAKIT_REQUIRE_ENGINES=1 $(BIN)/pytest -q
+	INFRAKIT_REQUIRE_ENGINES=1 $(BIN)/pytest -q --durations=25
 
 test: lint typecheck unit
 
