@@ -7,6 +7,9 @@ Run as a plugin process::
 
 Each line of JOURNAL is ``{"op": "provision"|"destroy", "id": ..., "sha": ..., "ok": bool}``
 (``sha``: the instance's ``infrakit.config_sha`` tag when it was provisioned).
+
+While a file named ``refuse-destroys`` is beside DIR, every Destroy fails (a provider that
+cannot destroy for now).
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from infrakit import errors
 from infrakit.plugins.instance import file
 from infrakit.spi import instance
 
 HERE = pathlib.Path(__file__).resolve()
+REFUSE_DESTROYS = "refuse-destroys"
 
 
 class Journaled:
@@ -31,6 +36,7 @@ class Journaled:
     def __init__(self, directory: pathlib.Path, journal: pathlib.Path) -> None:
         self.inner = file.Plugin(directory)
         self.journal = journal
+        self.refusing = directory.parent / REFUSE_DESTROYS
         self._lock = threading.Lock()
 
     def _note(self, **entry: Any) -> None:
@@ -55,6 +61,8 @@ class Journaled:
 
     def destroy(self, iid: instance.ID) -> None:
         try:
+            if self.refusing.exists():
+                raise errors.TemporaryError(f"cannot destroy {iid} now ({self.refusing})")
             self.inner.destroy(iid)
         except Exception:
             self._note(op="destroy", id=iid, ok=False)

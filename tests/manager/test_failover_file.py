@@ -15,9 +15,11 @@ import pathlib
 from collections.abc import Callable, Sequence
 
 import pytest
-from local_cluster import GID, Local, Sampler, spec, until
+from journal_plugin import REFUSE_DESTROYS
+from local_cluster import GID, NAMES, Local, Sampler, spec, until
 
-from infrakit.manager import methods
+from infrakit import errors
+from infrakit.manager import methods, store, store_file
 from infrakit.rpc import client
 
 POLL = "200ms"
@@ -117,3 +119,57 @@ async def test_a_paused_update_stays_paused_after_the_leader_changes(
     await group("mgr-1").resume(GID)  # forwarded to mgr-3
     await until(lambda: new_members() == 4 and len(local.instances()) == 4, timeout=30,
                 what="the update resumed and completed")
+
+
+def destroy_records(store_dir: pathlib.Path) -> dict[str, object]:
+    """The groups' states in the store that are a destroy's record."""
+    path = store_dir / store_file.STATE
+    states = json.loads(path.read_text()) if path.exists() else {}
+    return {gid: state for gid, state in states.items() if store.DESTROYING in state}
+
+
+def stored_groups(store_dir: pathlib.Path) -> list[str]:
+    return list(json.loads((store_dir / store_file.CONFIG).read_text())["Groups"])
+
+
+async def destroy_refused(local: Local, store_dir: pathlib.Path) -> None:
+    """Commit 3 members through mgr-1, then destroy the group while the provider refuses:
+    the group is out of the store, its members are there, and a record says so."""
+    group = local.plugins.group
+    await group("mgr-1").commit_group(spec("v1", size=3), False)
+    await until(lambda: size_reached(local, 3, only="mgr-1"), timeout=15, what="3 on mgr-1")
+    (local.root / REFUSE_DESTROYS).touch()
+    with pytest.raises(errors.TemporaryError, match="could not destroy"):
+        await group("mgr-2").destroy_group(GID)  # forwarded to mgr-1
+    assert stored_groups(store_dir) == []
+    assert list(destroy_records(store_dir)) == [GID]
+    assert len(local.instances()) == 3
+
+
+async def test_a_destroy_the_provider_refused_is_finished_by_the_leader(
+        local: Local, leader_file: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    store_dir = tmp_path / "store"
+    local.start(file_flags(leader_file, store_dir))
+    await destroy_refused(local, store_dir)
+    (local.root / REFUSE_DESTROYS).unlink()
+    await until(lambda: not local.instances() and not destroy_records(store_dir), timeout=15,
+                what="the leader destroying the members and clearing the record")
+    assert len(local.journal().ids("provision")) == 3
+
+
+async def test_a_destroy_cut_short_by_the_leaders_death_is_finished_by_the_next(
+        local: Local, leader_file: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    store_dir = tmp_path / "store"
+    local.start(file_flags(leader_file, store_dir))
+    await destroy_refused(local, store_dir)
+    local.processes.kill9("mgr-1")
+    gone = sorted(local.instances())[0]
+    (local.files / gone).unlink()  # one member is gone meanwhile: not to be replaced
+    leader_file.write_text("mgr-2\n")
+    assert await local.leader(among=NAMES[1:]) == "mgr-2"
+    (local.root / REFUSE_DESTROYS).unlink()
+    await until(lambda: not local.instances() and not destroy_records(store_dir), timeout=15,
+                what="the next leader destroying the members and clearing the record")
+    assert len(local.journal().ids("provision")) == 3, "the group handed over emptied"
+    assert await local.supervising() == []
+    assert stored_groups(store_dir) == []

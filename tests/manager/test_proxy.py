@@ -12,7 +12,8 @@ from inprocess import GID, UNKNOWN, Board, Node, eventually, spec, update_of
 
 from infrakit import errors
 from infrakit.group import tags
-from infrakit.manager import store_file
+from infrakit.manager import store, store_file
+from infrakit.spi import group
 from infrakit.testing import FakeFlavorPlugin, FakeInstancePlugin
 
 
@@ -112,6 +113,55 @@ async def test_a_refused_destroy_keeps_the_group_in_the_store(
     await instances.label(members(instances)[0], {"infrakit.protect": "false"})
     await node.manager.destroy_group(GID)
     assert stored(store_dir) == {} and members(instances) == []
+
+
+def doc_with(committed: group.Spec) -> store.Document:
+    return store.Document().with_group(committed, plugin_name="group-stateless")
+
+
+async def test_a_destroy_record_left_for_a_group_committed_again_is_not_its_update_state(
+        node: Node, store_dir: pathlib.Path) -> None:
+    """A group destroyed and committed again before the destroy's record was cleared: the
+    next take-over commits it without resuming anything and clears the record."""
+    before = store_file.FileStore(store_dir)
+    doc = doc_with(spec(size=1))
+    await before.save(doc)
+    await before.save_state(GID, store.destroying(doc.groups[GID]))
+    await node.lead()
+    [(committed, resume, _)] = node.backend.commits
+    assert (committed, resume) == (spec(size=1), None)
+    assert await before.load_state(GID) is None
+
+
+async def test_a_take_over_puts_back_a_group_whose_destroy_the_backend_refuses(
+        node: Node, store_dir: pathlib.Path, instances: FakeInstancePlugin) -> None:
+    """The previous leader took the group out of the store to destroy it and died; a member
+    is protected, so the backend refuses: the group is back in the store and supervised as
+    it was, nothing destroyed or provisioned."""
+    await node.lead()
+    await node.manager.commit_group(spec(size=2), False)
+    await eventually(lambda: len(members(instances)) == 2)
+    await instances.label(members(instances)[0], {"infrakit.protect": "true"})
+    node.leadership.revoke()
+    await eventually(lambda: _not(node.backend.inspect_groups()))
+    before = store_file.FileStore(store_dir)
+    entry = (await before.load()).groups[GID]
+    await before.save_state(GID, store.destroying(entry))
+    await before.save(store.Document())
+    provisioned = instances.calls["provision"]
+
+    await node.lead()
+    async def kept() -> bool:
+        return GID in stored(store_dir) and await before.load_state(GID) is None
+    await eventually(kept)
+    assert stored(store_dir)[GID] == entry.to_wire()
+    assert [s.id for s in await node.backend.inspect_groups()] == [GID]
+    assert (await node.backend.inspect_groups())[0] == spec(size=2)
+    assert len(members(instances)) == 2 and instances.calls["provision"] == provisioned
+
+
+async def _not(value: Awaitable[object]) -> bool:
+    return not await value
 
 
 async def test_a_pause_is_saved_at_once_and_a_resume_too(

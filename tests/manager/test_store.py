@@ -94,6 +94,20 @@ async def test_state_is_saved_per_group_and_cleared_with_none(harness: Harness) 
     assert await harness.store.load_state(group.ID("db")) == {"phase": "idle"}
 
 
+async def test_every_state_loads_at_once_also_of_groups_out_of_the_document(
+        harness: Harness) -> None:
+    """A destroy's record outlives its group's entry: a take-over finds it."""
+    assert await harness.store.load_states() == {}
+    record = store.destroying(doc_of(spec("gone")).groups[group.ID("gone")])
+    await harness.store.save(doc_of(spec("web")))
+    await harness.store.save_state(WEB, {"phase": "idle"})
+    await harness.store.save_state(group.ID("gone"), record)
+
+    assert await harness.store.load_states() == {WEB: {"phase": "idle"}, "gone": record}
+    assert store.destroying_entry(record) == doc_of(spec("gone")).groups[group.ID("gone")]
+    assert store.destroying_entry({"phase": "idle"}) is None
+
+
 async def test_state_that_json_cannot_hold_is_refused(harness: Harness) -> None:
     with pytest.raises(errors.InvalidError, match="state of group 'web'"):
         await harness.store.save_state(WEB, {"when": object()})

@@ -77,3 +77,14 @@ async def test_forced_save_keeps_the_corrupt_value_aside(
     aside = [kv for kv in await client.get_prefix(s.doc_key + ".corrupt-")]
     assert [kv.value for kv in aside] == [b"{not json"]
     assert await s.load() == doc_with(1)
+
+
+async def test_a_state_kept_aside_is_not_a_group_state(
+        client: etcd.Client, leading: leader_etcd.EtcdLeadership, prefix: str) -> None:
+    s = store_etcd.EtcdStore(client, token=leading.token, prefix=prefix)
+    await client.put(s.state_key(group.ID("web")), b"{not json")
+
+    await s.save_state(group.ID("web"), {"phase": "idle"}, force=True)
+
+    assert len(await client.get_prefix(s.state_key(group.ID("web")) + ".corrupt-")) == 1
+    assert await s.load_states() == {"web": {"phase": "idle"}}

@@ -184,37 +184,28 @@ class Manager:
             await self.backend.free_group(gid)
 
     async def destroy_group(self, gid: group.ID) -> None:
-        """Forget the group (store first), then destroy its members in the backend.
+        """Forget the group (store first, with a record of the destroy), then destroy its
+        members in the backend, then clear the record.
 
         A refusal (protected members: nothing destroyed) puts the group back in the store.
+        Any other failure, or leadership lost on the way, leaves the record: this leader's
+        next round, or the next leader, finishes the destroy.
         """
         held = await self._leading()
         async with held.lock(gid):
-            entry = held.doc.groups.get(gid)
-            if entry is None:
+            if gid not in held.doc.groups:
                 held.check()
                 await self.backend.destroy_group(gid)
                 return
-            spec = held.doc.group_spec(gid)
             state = held.saved_state(gid)
-            await held.update(lambda doc: doc.without_group(gid))
-            await held.forget_state(gid)
-            _still_leading(held, f"group '{gid}' was removed from the store, but its members "
-                                 "were not destroyed")
+            entry = await held.remove(gid)
+            _still_leading(held, f"group '{gid}' was removed from the store; the next leader "
+                                 "destroys its members")
             try:
-                await self._destroy_in_backend(spec)
+                await held.destroy_members(entry)
             except errors.ConflictError:
-                await held.update(lambda doc: doc.with_group(spec, plugin_name=entry.plugin))
-                await held.record_state(gid, state)
+                await held.keep(entry, state=state)
                 raise
-
-    async def _destroy_in_backend(self, spec: group.Spec) -> None:
-        try:
-            await self.backend.destroy_group(spec.id)
-        except errors.NotFoundError:
-            # The backend lost the group (restarted); it must still destroy the members.
-            await self.backend.commit_group(spec, False)
-            await self.backend.destroy_group(spec.id)
 
     async def destroy_instances(self, gid: group.ID, instances: list[instance.ID]) -> None:
         """Save the smaller size first (a scaled group does not replace them), then destroy."""

@@ -7,7 +7,9 @@ Three things per store, all JSON:
 - a per-group **history** of the last N committed entries, numbered from 1, oldest first
   (:class:`HistoryEntry`; ``manager history`` / ``manager rollback --to N``);
 - a per-group opaque **state** blob: the in-flight rolling update that must survive
-  failover.
+  failover. A group being destroyed has left the document, and its state says so
+  (:func:`destroying`) until its members are gone: a leader that dies meanwhile leaves the
+  destroy to the next.
 
 Backends: :mod:`.store_file` (default) and :mod:`.store_etcd`. Both share the pure
 parsing and history rules below, and the same safety rules: corrupt input raises
@@ -121,8 +123,34 @@ class Store(Protocol):
     async def load_state(self, gid: group.ID) -> State | None:
         """The group's in-flight state, or None."""
 
+    async def load_states(self) -> dict[group.ID, State]:
+        """Every saved state, also of groups no longer in the document (being destroyed)."""
+
 
 # -- pure rules shared by the backends ------------------------------------------------------
+
+DESTROYING = "Destroying"
+"""The key of a destroy's record in a group's state: the group's entry as the document had
+it (``{Plugin, Properties}``)."""
+
+
+def destroying(entry: plugin.Spec) -> State:
+    """The state of a group once its ``entry`` has left the document, until its members are
+    destroyed."""
+    return {DESTROYING: entry.to_wire()}
+
+
+def destroying_entry(state: State | None) -> plugin.Spec | None:
+    """The document entry of a group being destroyed, when ``state`` is a destroy's record."""
+    if not isinstance(state, dict) or DESTROYING not in state:
+        return None
+    try:
+        entry = plugin.Spec.model_validate(state[DESTROYING])
+        group.Spec.model_validate(entry.properties)
+    except pydantic.ValidationError:
+        return None
+    return entry
+
 
 _T = TypeVar("_T")
 

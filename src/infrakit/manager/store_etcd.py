@@ -16,6 +16,7 @@ the first one landed (its answer was lost) and the write has succeeded.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pydantic
@@ -26,6 +27,8 @@ from infrakit.spi import group
 
 PREFIX = "infrakit/configs/"
 """InfraKit's prefix; the document is ``PREFIX + "groups.json"``."""
+_CORRUPT_ASIDE = re.compile(r"\.corrupt-\d+$")
+"""A key a corrupt value was copied aside to (:func:`_aside_if_corrupt`)."""
 
 
 class EtcdStore:
@@ -71,6 +74,12 @@ class EtcdStore:
     async def load_state(self, gid: group.ID) -> store.State | None:
         kv = await self.client.get(self.state_key(gid))
         return _decode(kv, store.STATE) if kv else None
+
+    async def load_states(self) -> dict[group.ID, store.State]:
+        prefix = self.state_key(group.ID(""))
+        found = await self.client.get_prefix(prefix)
+        return {group.ID(kv.key[len(prefix):]): _decode(kv, store.STATE) for kv in found
+                if not _CORRUPT_ASIDE.search(kv.key)}
 
     async def save(self, doc: store.Document, *, force: bool = False) -> None:
         store.require_token(self._token, action=f"write etcd key {self.doc_key!r}")

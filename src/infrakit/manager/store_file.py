@@ -134,6 +134,9 @@ class FileStore:
         write_atomic(self.state_path, store.encode(states))
 
     async def load_state(self, gid: group.ID) -> store.State | None:
+        return (await self.load_states()).get(gid)
+
+    async def load_states(self) -> dict[group.ID, store.State]:
         states = await asyncio.to_thread(read, self.state_path, store.STATE_MAP, {})
-        return states.get(gid)
+        return {group.ID(gid): state for gid, state in states.items()}
 

@@ -18,6 +18,12 @@ when it loses it. In between the tenure:
    update's state that changed is saved (so the next leader resumes it), and a group the
    backend no longer knows (it restarted, or fenced itself) is committed again.
 
+A **destroy** leaves a record in the group's state before the group leaves the document
+(:meth:`Tenure.remove`) and clears it once the members are gone
+(:meth:`Tenure.destroy_members`). A destroy cut short (the leader died or lost leadership,
+the backend failed) is finished from that record by the take-over and by each round of
+step 3, by this leader or the next.
+
 On loss :meth:`halt` runs synchronously, at the moment of the change: nothing more reaches
 the backend from this tenure. :meth:`end` then frees every group from the backend (the
 instances stay) so that the next leader starts from a backend that supervises nothing.
@@ -34,7 +40,7 @@ from typing import Any, Protocol
 from infrakit import durations, errors, words
 from infrakit.group import clock as clock_
 from infrakit.manager import leader, store
-from infrakit.spi import group, instance
+from infrakit.spi import group, instance, plugin
 from infrakit.spi.wire import Wire
 
 log = logging.getLogger(__name__)
@@ -131,6 +137,15 @@ def update_of(description: group.Description) -> store.State | None:
     return update if isinstance(update, dict) else None
 
 
+def emptied(spec: group.Spec) -> group.Spec:
+    """``spec`` allocating no members (``Allocation: {Size: 0}``), for a backend that is to
+    destroy them: committed as it was, it would first provision the ones missing."""
+    properties = spec.properties
+    if not isinstance(properties, dict) or not isinstance(properties.get("Allocation"), dict):
+        return spec
+    return spec.model_copy(update={"properties": {**properties, "Allocation": {"Size": 0}}})
+
+
 class Tenure:
     """What the leader holds while it leads: the current document and the backend."""
 
@@ -161,6 +176,8 @@ class Tenure:
         self._retry_at: float | None = None
         self._took_over = 0
         self._saved: dict[group.ID, store.State | None] = {}
+        self._destroying: dict[group.ID, plugin.Spec] = {}
+        """Groups out of the document whose members are not all destroyed yet."""
         self._locks: dict[group.ID, asyncio.Lock] = {}
         self._writing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -233,7 +250,9 @@ class Tenure:
         self._last_error = ""
         self._pending = set(self.doc.groups)
         self._phase = "committing"
-        await asyncio.gather(*(self._restore(gid) for gid in self.doc.groups))
+        await self._find_destroys()
+        await asyncio.gather(*(self._restore(gid) for gid in self.doc.groups),
+                             self._finish_destroys())
         while pending := self._still_pending():
             log.warning("%s: took over %d of %s so far; not yet %s", self.manager,
                         len(self.doc.groups) - len(pending),
@@ -287,6 +306,10 @@ class Tenure:
             log.error("%s: group %s: %s; committing without its update state",
                       self.manager, gid, e.message)
             state = None
+        if store.destroying_entry(state) is not None:
+            # Destroyed, then committed again before the destroy's record was cleared.
+            state = None
+            await self._clear_record(gid)
         self._saved[gid] = state
         async with self.lock(gid):
             await self._commit_taking_over(gid)
@@ -376,8 +399,10 @@ class Tenure:
     # Keeping in step -------------------------------------------------------------------
 
     async def watch(self) -> None:
-        """One round: save changed update states, commit groups the backend lost."""
-        await asyncio.gather(*(self._watch(gid) for gid in list(self.doc.groups)))
+        """One round: save changed update states, commit groups the backend lost, finish
+        destroys cut short."""
+        await asyncio.gather(*(self._watch(gid) for gid in list(self.doc.groups)),
+                             self._finish_destroys())
 
     async def _watch(self, gid: group.ID) -> None:
         lock = self.lock(gid)
@@ -438,6 +463,111 @@ class Tenure:
         if entry is None or not entries or entries[-1].spec.to_wire() != entry.to_wire():
             return None
         return str(entries[-1].version)
+
+    # Destroying ------------------------------------------------------------------------
+
+    async def remove(self, gid: group.ID) -> plugin.Spec:
+        """Take group ``gid`` out of the document, recording first that its members are to be
+        destroyed; its entry as it was. The caller holds the group's lock, then calls
+        :meth:`destroy_members`, or :meth:`keep` when the backend refuses."""
+        entry, state = self.doc.groups[gid], self._saved.get(gid)
+        self.check()
+        await self.store.save_state(gid, store.destroying(entry))
+        try:
+            await self.update(lambda doc: doc.without_group(gid))
+        except errors.InfrakitError:
+            await self.put_state(gid, state)  # still in the document: its own state back
+            raise
+        self._saved.pop(gid, None)
+        self._destroying[gid] = entry
+        return entry
+
+    async def destroy_members(self, entry: plugin.Spec) -> None:
+        """Destroy the members of a group :meth:`remove` took out, through the backend; then
+        clear the record. On failure the record stays, and a later round tries again."""
+        spec = group.Spec.model_validate(entry.properties)
+        self.check()
+        try:
+            await self.backend.destroy_group(spec.id)
+        except errors.NotFoundError:
+            # The backend does not hold the group (it restarted, or another leader began the
+            # destroy): hand it over emptied, so that nothing is provisioned, then destroy
+            # the members it finds.
+            await self.backend.commit_group(emptied(spec), False)
+            try:
+                await self.backend.destroy_group(spec.id)
+            except errors.ConflictError:
+                await self.backend.commit_group(spec, False)  # kept: as it was
+                raise
+        self._destroying.pop(spec.id, None)
+        await self._clear_record(spec.id)
+
+    async def _clear_record(self, gid: group.ID) -> None:
+        """Clear the destroy's record of group ``gid`` (logged when it cannot be)."""
+        try:
+            self.check()
+            await self.store.save_state(gid, None)
+        except errors.InfrakitError as e:
+            log.error("%s: could not clear the destroy record of group %s: %s", self.manager,
+                      gid, e.message)
+
+    async def keep(self, entry: plugin.Spec, *, state: store.State | None) -> None:
+        """Undo :meth:`remove` (with the group's state before it): the backend refused the
+        destroy and destroyed nothing."""
+        spec = group.Spec.model_validate(entry.properties)
+        await self.update(lambda doc: doc.with_group(spec, plugin_name=entry.plugin))
+        self._destroying.pop(spec.id, None)
+        await self.put_state(spec.id, state)
+
+    async def _keep_refused(self, gid: group.ID, entry: plugin.Spec) -> None:
+        try:
+            await self.keep(entry, state=None)
+        except errors.InfrakitError as e:
+            log.error("%s: could not put group %s back in the store (retrying): %s",
+                      self.manager, gid, e.message)
+
+    async def _find_destroys(self) -> None:
+        try:
+            states = await self.store.load_states()
+        except errors.InfrakitError as e:
+            log.error("%s: cannot read the groups' states: %s; destroys cut short are not "
+                      "finished", self.manager, e.message)
+            return
+        for gid, state in states.items():
+            entry = store.destroying_entry(state)
+            if entry is not None and gid not in self.doc.groups:
+                log.info("%s: group %s was being destroyed; finishing it", self.manager, gid)
+                self._destroying[gid] = entry
+
+    async def _finish_destroys(self) -> None:
+        await asyncio.gather(*(self._finish_destroy(gid) for gid in list(self._destroying)))
+
+    async def _finish_destroy(self, gid: group.ID) -> None:
+        lock = self.lock(gid)
+        if lock.locked():
+            return  # a call is acting on this group; look next round
+        async with lock:
+            entry = self._destroying.get(gid)
+            if entry is None or self.halted:
+                return
+            if gid in self.doc.groups:  # committed again: the new commit has the members
+                self._destroying.pop(gid)
+                if gid not in self._saved:  # no update state saved over the record
+                    await self._clear_record(gid)
+                return
+            try:
+                await self.destroy_members(entry)
+            except errors.ConflictError as e:
+                log.error("%s: group %s cannot be destroyed, so it is kept: %s",
+                          self.manager, gid, e.message)
+                await self._keep_refused(gid, entry)
+            except errors.InfrakitError as e:
+                log.warning("%s: destroying group %s failed (retrying): %s", self.manager,
+                            gid, e.message)
+            except Exception:  # retried; must not end the take-over or the watch
+                log.exception("%s: destroying group %s failed (retrying)", self.manager, gid)
+            else:
+                log.info("%s: finished destroying group %s", self.manager, gid)
 
     # For the manager's calls -----------------------------------------------------------
 
