@@ -186,6 +186,24 @@ def test_stop_kills_a_process_that_ignores_term_after_the_timeout(
     assert processes.stat(child.pid) is None
 
 
+def test_a_child_that_exits_between_the_two_looks_is_reaped(
+        spawn: Spawn, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``alive`` reaps our child first, then asks the kernel: a child that exits in between
+    is a zombie by the second look, and is reaped then (it was left a zombie)."""
+    child = spawn(["true"])
+    testing.wait_for(lambda: (found := processes.stat(child.pid)) is not None and
+                     not found.running, timeout=10, what="the child a zombie")
+    reap, looks = processes._reap, []
+
+    def too_early_the_first_time(pid: int) -> bool:
+        looks.append(pid)
+        return False if len(looks) == 1 else reap(pid)
+
+    monkeypatch.setattr(processes, "_reap", too_early_the_first_time)
+    assert processes.alive(child.pid) is False
+    assert processes.stat(child.pid) is None and len(looks) == 2
+
+
 def test_stop_of_a_pid_that_is_already_gone_is_a_clean_stop(spawn: Spawn) -> None:
     child = spawn(["true"])
     child.wait()

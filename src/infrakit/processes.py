@@ -76,21 +76,30 @@ def boot_id() -> str:
 
 def alive(pid: int) -> bool:
     """True while ``pid`` runs: a zombie counts as gone (and is reaped if it is our child)."""
-    try:
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped == pid:
-            return False
-    except ChildProcessError:
-        pass
+    if _reap(pid):
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # kill(0) succeeds on a zombie that is not our child (its parent has not reaped it yet).
+    # kill(0) succeeds on a zombie: one not our child (its parent has not reaped it yet), or
+    # our child that exited since the first look, reaped now.
     info = stat(pid)
-    return info is None or info.running
+    if info is not None and not info.running:
+        _reap(pid)
+        return False
+    return True
+
+
+def _reap(pid: int) -> bool:
+    """True when ``pid`` was our child and had exited: it is reaped now."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return reaped == pid
 
 
 def session_members(session: int) -> list[int]:
