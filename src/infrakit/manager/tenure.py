@@ -309,7 +309,7 @@ class Tenure:
         if store.destroying_entry(state) is not None:
             # Destroyed, then committed again before the destroy's record was cleared.
             state = None
-            await self._clear_record(gid)
+            await self.forget_state(gid)
         self._saved[gid] = state
         async with self.lock(gid):
             await self._commit_taking_over(gid)
@@ -500,16 +500,7 @@ class Tenure:
                 await self.backend.commit_group(spec, False)  # kept: as it was
                 raise
         self._destroying.pop(spec.id, None)
-        await self._clear_record(spec.id)
-
-    async def _clear_record(self, gid: group.ID) -> None:
-        """Clear the destroy's record of group ``gid`` (logged when it cannot be)."""
-        try:
-            self.check()
-            await self.store.save_state(gid, None)
-        except errors.InfrakitError as e:
-            log.error("%s: could not clear the destroy record of group %s: %s", self.manager,
-                      gid, e.message)
+        await self.forget_state(spec.id)
 
     async def keep(self, entry: plugin.Spec, *, state: store.State | None) -> None:
         """Undo :meth:`remove` (with the group's state before it): the backend refused the
@@ -553,7 +544,7 @@ class Tenure:
             if gid in self.doc.groups:  # committed again: the new commit has the members
                 self._destroying.pop(gid)
                 if gid not in self._saved:  # no update state saved over the record
-                    await self._clear_record(gid)
+                    await self.forget_state(gid)
                 return
             try:
                 await self.destroy_members(entry)
@@ -589,9 +580,11 @@ class Tenure:
             self.doc = changed
 
     async def forget_state(self, gid: group.ID) -> None:
+        """Clear the group's saved state (an update's, or a destroy's record); logged when it
+        cannot be."""
         self._saved.pop(gid, None)
         try:
             await self.store.save_state(gid, None)
         except errors.InfrakitError as e:
-            log.error("%s: could not clear the update state of %s: %s", self.manager, gid,
+            log.error("%s: could not clear the saved state of %s: %s", self.manager, gid,
                       e.message)
